@@ -1,0 +1,482 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// AuthServerSpec is the auth server deployment: what runs, how many, and how a
+// change rolls out.
+//
+// +kubebuilder:validation:XValidation:rule="!(has(self.replicas) && has(self.autoscaling))",message="set either replicas or autoscaling, not both",fieldPath=".replicas"
+type AuthServerSpec struct {
+	// Image is the auth server container image (runs `authframework server`).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:Pattern=`^[^\s]+$`
+	Image string `json:"image"`
+
+	// ImagePullPolicy of the auth server container.
+	// +kubebuilder:validation:Enum=Always;IfNotPresent;Never
+	// +kubebuilder:default=IfNotPresent
+	// +optional
+	ImagePullPolicy corev1.PullPolicy `json:"imagePullPolicy,omitempty"`
+
+	// ImagePullSecrets for the auth server pods.
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	// +optional
+	ImagePullSecrets []corev1.LocalObjectReference `json:"imagePullSecrets,omitempty"`
+
+	// Args are extra arguments to `authframework server`.
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=atomic
+	// +optional
+	Args []string `json:"args,omitempty"`
+
+	// Env are extra environment variables of the auth server container.
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Env []corev1.EnvVar `json:"env,omitempty"`
+
+	// Resources of the auth server container. Set CPU requests when
+	// autoscaling: the HPA's target is a share of them.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// Replicas is the fixed number of pods when autoscaling is not set.
+	// Default 2.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// Autoscaling runs an autoscaling/v2 HorizontalPodAutoscaler on the active
+	// color instead of a fixed replica count.
+	// +optional
+	Autoscaling *AutoscalingSpec `json:"autoscaling,omitempty"`
+
+	// Port the auth server listens on and the Services target.
+	// +kubebuilder:default=8080
+	// +kubebuilder:validation:Minimum=1024
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	Port int32 `json:"port,omitempty"`
+
+	// WatchNamespaces limits the namespaces whose policies and accounts this
+	// server serves. Empty means all namespaces.
+	// +kubebuilder:validation:MaxItems=128
+	// +listType=set
+	// +kubebuilder:validation:items:MaxLength=63
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +optional
+	WatchNamespaces []string `json:"watchNamespaces,omitempty"`
+
+	// ResponseHeaders names the identity headers `/validate` returns on success.
+	// +kubebuilder:default={}
+	// +optional
+	ResponseHeaders IdentityHeaders `json:"responseHeaders,omitempty"`
+
+	// ResultCacheSize bounds the number of validation results cached per pod.
+	// 0 disables the cache.
+	// +kubebuilder:default=100000
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=10000000
+	// +optional
+	ResultCacheSize *int32 `json:"resultCacheSize,omitempty"`
+
+	// Rollout says how a change to the pod template reaches traffic.
+	// +kubebuilder:default={}
+	// +optional
+	Rollout RolloutSpec `json:"rollout,omitempty"`
+
+	// PodDisruptionBudget of the active color.
+	// +kubebuilder:default={}
+	// +optional
+	PodDisruptionBudget PodDisruptionBudgetSpec `json:"podDisruptionBudget,omitempty"`
+
+	// NodeSelector of the auth server pods.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+
+	// Tolerations of the auth server pods.
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	// +optional
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+
+	// PriorityClassName of the auth server pods. Auth is on the path of every
+	// request; a high priority is usually right.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	PriorityClassName string `json:"priorityClassName,omitempty"`
+}
+
+// AutoscalingSpec bounds the HorizontalPodAutoscaler of the active color.
+//
+// +kubebuilder:validation:XValidation:rule="self.minReplicas <= self.maxReplicas",message="minReplicas must not exceed maxReplicas",fieldPath=".minReplicas"
+type AutoscalingSpec struct {
+	// MinReplicas is the lower bound. Default 2, so one pod can fail without an
+	// outage.
+	// +kubebuilder:default=2
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	MinReplicas int32 `json:"minReplicas,omitempty"`
+
+	// MaxReplicas is the upper bound.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	MaxReplicas int32 `json:"maxReplicas"`
+
+	// TargetCPUUtilizationPercentage is the average CPU use, as a share of
+	// requests, the HPA aims for.
+	// +kubebuilder:default=70
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	TargetCPUUtilizationPercentage int32 `json:"targetCPUUtilizationPercentage,omitempty"`
+
+	// RequestsPerSecond, when set, also scales on the per-pod rate of
+	// validations (a custom pods metric, which needs a metrics adapter such as
+	// prometheus-adapter).
+	// +optional
+	RequestsPerSecond *CustomMetricTarget `json:"requestsPerSecond,omitempty"`
+}
+
+// CustomMetricTarget is a per-pod custom metric and its target average.
+type CustomMetricTarget struct {
+	// MetricName as served by the custom metrics API.
+	// +kubebuilder:default=authframework_validate_requests_per_second
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z_:][a-zA-Z0-9_:]*$`
+	// +optional
+	MetricName string `json:"metricName,omitempty"`
+	// AverageValue per pod the HPA aims for, such as `2k`.
+	AverageValue resource.Quantity `json:"averageValue"`
+}
+
+// IdentityHeaders are the response header names `/validate` uses to tell the
+// upstream who called. Names are HTTP header tokens.
+type IdentityHeaders struct {
+	// UserID carries the token's subject.
+	// +kubebuilder:default=X-User-ID
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9-]+$`
+	// +optional
+	UserID string `json:"userID,omitempty"`
+	// Permissions carries the token's permissions, comma-separated.
+	// +kubebuilder:default=X-User-Permissions
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9-]+$`
+	// +optional
+	Permissions string `json:"permissions,omitempty"`
+	// Namespace carries the ServiceAccount's namespace.
+	// +kubebuilder:default=X-User-Namespace
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9-]+$`
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// ClientID carries the OAuth2 client id.
+	// +kubebuilder:default=X-Client-ID
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9-]+$`
+	// +optional
+	ClientID string `json:"clientID,omitempty"`
+	// Roles carries the account's roles, comma-separated.
+	// +kubebuilder:default=X-User-Roles
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9-]+$`
+	// +optional
+	Roles string `json:"roles,omitempty"`
+	// TokenID carries the token's `jti`.
+	// +kubebuilder:default=X-Token-ID
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9-]+$`
+	// +optional
+	TokenID string `json:"tokenID,omitempty"`
+}
+
+// RolloutSpec is the blue-green rollout of a template change: the idle color
+// gets the new template, must become available and pass smoke tests, traffic
+// switches, the new pods are analysed for BakeTime, and the old color scales
+// down after ScaleDownDelay. Any failure switches traffic back.
+type RolloutSpec struct {
+	// AutoPromote switches traffic as soon as smoke tests pass. When false the
+	// rollout waits for the promote annotation.
+	// +kubebuilder:default=true
+	// +optional
+	AutoPromote *bool `json:"autoPromote,omitempty"`
+
+	// AvailableTimeout is how long the new color has to become available.
+	// +kubebuilder:default="5m"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('10s') && duration(self) <= duration('1h')",message="must be a duration between 10s and 1h, such as 5m"
+	// +optional
+	AvailableTimeout metav1.Duration `json:"availableTimeout,omitempty"`
+
+	// SmokeTests run against the preview color before traffic switches.
+	// +kubebuilder:default={}
+	// +optional
+	SmokeTests SmokeTestSpec `json:"smokeTests,omitempty"`
+
+	// Analysis of the new color after traffic switched.
+	// +kubebuilder:default={}
+	// +optional
+	Analysis AnalysisSpec `json:"analysis,omitempty"`
+
+	// ScaleDownDelay is how long the old color keeps running after promotion.
+	// The default, 90s, outlasts the 60s for which ingress-nginx keeps idle
+	// upstream connections to the auth server alive, so no kept-alive
+	// connection meets a removed pod.
+	// +kubebuilder:default="90s"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('0s') && duration(self) <= duration('24h')",message="must be a duration between 0s and 24h, such as 90s"
+	// +optional
+	ScaleDownDelay metav1.Duration `json:"scaleDownDelay,omitempty"`
+
+	// TrafficRouting, when set, moves traffic in weighted steps through an
+	// ingress-nginx canary Ingress before the full switch.
+	// +optional
+	TrafficRouting *TrafficRoutingSpec `json:"trafficRouting,omitempty"`
+}
+
+// SmokeTestSpec configures the checks against the preview color: `/readyz`, a
+// token minted with the active key validates, a forged token is refused, and
+// the JWKS of preview and active agree.
+type SmokeTestSpec struct {
+	// Enabled runs the smoke tests. Disabling them is for emergencies only.
+	// +kubebuilder:default=true
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+	// Timeout of the whole smoke test.
+	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('1s') && duration(self) <= duration('10m')",message="must be a duration between 1s and 10m, such as 30s"
+	// +optional
+	Timeout metav1.Duration `json:"timeout,omitempty"`
+}
+
+// AnalysisSpec reads the new pods' metrics after promotion and rolls back when
+// the error rate exceeds the threshold.
+type AnalysisSpec struct {
+	// BakeTime is how long the new color is analysed after promotion.
+	// +kubebuilder:default="5m"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('0s') && duration(self) <= duration('24h')",message="must be a duration between 0s and 24h, such as 5m"
+	// +optional
+	BakeTime metav1.Duration `json:"bakeTime,omitempty"`
+
+	// Interval between two reads of the metrics.
+	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('1s') && duration(self) <= duration('1h')",message="must be a duration between 1s and 1h, such as 30s"
+	// +optional
+	Interval metav1.Duration `json:"interval,omitempty"`
+
+	// MaxServerErrorPercent is the highest share of 5xx responses, in percent,
+	// the new color may serve.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	MaxServerErrorPercent *int32 `json:"maxServerErrorPercent,omitempty"`
+
+	// MinRequests is how many requests the analysis must see before it judges
+	// the error rate; fewer pass the analysis.
+	// +kubebuilder:default=20
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000000
+	// +optional
+	MinRequests *int32 `json:"minRequests,omitempty"`
+}
+
+// TrafficRoutingSpec moves traffic in weighted steps through an ingress-nginx
+// canary Ingress that the operator keeps beside the named Ingress.
+type TrafficRoutingSpec struct {
+	// Ingress is the name of the ingress-nginx Ingress that routes to the
+	// active Service, in the same namespace.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	Ingress string `json:"ingress"`
+
+	// Steps are the canary weights, in percent, strictly increasing.
+	// +kubebuilder:default={5,10,25,50,75,90}
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=20
+	// +kubebuilder:validation:items:Minimum=1
+	// +kubebuilder:validation:items:Maximum=99
+	// +kubebuilder:validation:XValidation:rule="self.all(i, i == 0 || self[i - 1] < self[i]) || size(self) == 1",message="steps must be strictly increasing"
+	// +listType=atomic
+	// +optional
+	Steps []int32 `json:"steps,omitempty"`
+
+	// StepInterval is how long each weight holds, analysed, before the next.
+	// +kubebuilder:default="1m"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('10s') && duration(self) <= duration('1h')",message="must be a duration between 10s and 1h, such as 1m"
+	// +optional
+	StepInterval metav1.Duration `json:"stepInterval,omitempty"`
+}
+
+// PodDisruptionBudgetSpec configures the PodDisruptionBudget of the active
+// color.
+type PodDisruptionBudgetSpec struct {
+	// Enabled creates the PodDisruptionBudget.
+	// +kubebuilder:default=true
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+	// MaxUnavailable pods of the active color during voluntary disruptions.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MaxUnavailable *int32 `json:"maxUnavailable,omitempty"`
+}
+
+// Color is one of the two Deployments of an AuthServer.
+// +kubebuilder:validation:Enum=blue;green
+type Color string
+
+// The two colors.
+const (
+	Blue  Color = "blue"
+	Green Color = "green"
+)
+
+// RolloutPhase is where an AuthServer is in its rollout.
+// +kubebuilder:validation:Enum=Stable;Deploying;Verifying;Promoting;Analysing;ScalingDown;RolledBack;Degraded
+type RolloutPhase string
+
+// The rollout phases.
+const (
+	// PhaseStable: one color serves, the other is scaled to zero.
+	PhaseStable RolloutPhase = "Stable"
+	// PhaseDeploying: the idle color runs the new template and is becoming
+	// available.
+	PhaseDeploying RolloutPhase = "Deploying"
+	// PhaseVerifying: smoke tests run against the preview color.
+	PhaseVerifying RolloutPhase = "Verifying"
+	// PhasePromoting: traffic is moving to the new color (in steps when traffic
+	// routing is set, or waiting for the promote annotation).
+	PhasePromoting RolloutPhase = "Promoting"
+	// PhaseAnalysing: the new color serves and its metrics are watched.
+	PhaseAnalysing RolloutPhase = "Analysing"
+	// PhaseScalingDown: the old color waits out ScaleDownDelay, then scales to
+	// zero.
+	PhaseScalingDown RolloutPhase = "ScalingDown"
+	// PhaseRolledBack: the last rollout failed; the previous template serves and
+	// the failed template is not retried until the spec changes.
+	PhaseRolledBack RolloutPhase = "RolledBack"
+	// PhaseDegraded: the active color is not available.
+	PhaseDegraded RolloutPhase = "Degraded"
+)
+
+// AuthServerStatus is the observed state of an AuthServer.
+type AuthServerStatus struct {
+	// ObservedGeneration is the generation of the spec last reconciled.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions: Ready, Available, Progressing, RolledBack.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// Phase of the rollout.
+	// +optional
+	Phase RolloutPhase `json:"phase,omitempty"`
+
+	// PhaseReason says why the rollout entered its phase.
+	// +optional
+	PhaseReason string `json:"phaseReason,omitempty"`
+
+	// PhaseStartedAt is when the rollout entered its phase.
+	// +optional
+	PhaseStartedAt *metav1.Time `json:"phaseStartedAt,omitempty"`
+
+	// NextCheckTime is when the controller next looks at the rollout.
+	// +optional
+	NextCheckTime *metav1.Time `json:"nextCheckTime,omitempty"`
+
+	// ActiveColor is the color the active Service selects.
+	// +optional
+	ActiveColor Color `json:"activeColor,omitempty"`
+
+	// ActiveTemplateHash is the pod template hash of the active color.
+	// +optional
+	ActiveTemplateHash string `json:"activeTemplateHash,omitempty"`
+
+	// DesiredTemplateHash is the pod template hash of the current spec.
+	// +optional
+	DesiredTemplateHash string `json:"desiredTemplateHash,omitempty"`
+
+	// FailedTemplateHash is the template of the last rollout that was rolled
+	// back; it is not retried until the spec changes.
+	// +optional
+	FailedTemplateHash string `json:"failedTemplateHash,omitempty"`
+
+	// CanaryWeight is the share of traffic, in percent, on the new color during
+	// a stepped rollout.
+	// +optional
+	CanaryWeight int32 `json:"canaryWeight,omitempty"`
+
+	// Replicas of the active color.
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+
+	// AvailableReplicas of the active color.
+	// +optional
+	AvailableReplicas int32 `json:"availableReplicas,omitempty"`
+
+	// ActiveService and PreviewService are the Services in front of the active
+	// and the idle color.
+	// +optional
+	ActiveService string `json:"activeService,omitempty"`
+	// +optional
+	PreviewService string `json:"previewService,omitempty"`
+
+	// LastPromoteRequest and LastAbortRequest are the values of the promote and
+	// abort annotations last acted on.
+	// +optional
+	LastPromoteRequest string `json:"lastPromoteRequest,omitempty"`
+	// +optional
+	LastAbortRequest string `json:"lastAbortRequest,omitempty"`
+}
+
+// AuthServer is a deployment of the auth server that the operator runs: blue
+// and green Deployments behind an active and a preview Service, an HPA and a
+// PodDisruptionBudget, with blue-green rollouts, smoke tests and automatic
+// rollback.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=afserver;afs,categories=authframework
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Active",type=string,JSONPath=`.status.activeColor`
+// +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.status.replicas`
+// +kubebuilder:printcolumn:name="Available",type=integer,JSONPath=`.status.availableReplicas`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.spec.image`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type AuthServer struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// Spec is the desired deployment.
+	Spec AuthServerSpec `json:"spec"`
+	// Status is the observed rollout.
+	// +optional
+	Status AuthServerStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// AuthServerList is a list of AuthServer.
+type AuthServerList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []AuthServer `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&AuthServer{}, &AuthServerList{})
+}

@@ -1,0 +1,114 @@
+package v1alpha1
+
+// Condition types shared by the kinds of this package. Every kind reports
+// Ready, a summary of the others, so that `kubectl wait --for=condition=Ready`
+// and kstatus work the same way for all of them.
+const (
+	// ConditionReady summarises the resource: True when it is fully reconciled
+	// and usable.
+	ConditionReady = "Ready"
+
+	// ConditionKeysReady (TokenPolicy) is True when an active signing key exists
+	// and the key Secret holds every key listed in status.
+	ConditionKeysReady = "KeysReady"
+	// ConditionKeysRotated (TokenPolicy) records the last key rotation; its
+	// reason says whether it was scheduled, requested or a revocation.
+	ConditionKeysRotated = "KeysRotated"
+
+	// ConditionPolicyResolved (ServiceAccount) is True when the referenced
+	// TokenPolicy exists and has an active key.
+	ConditionPolicyResolved = "PolicyResolved"
+	// ConditionRolesResolved (ServiceAccount) is True when every referenced Role
+	// exists and is valid.
+	ConditionRolesResolved = "RolesResolved"
+	// ConditionCredentialsReady (ServiceAccount) is True when the credentials
+	// Secret holds a current client secret.
+	ConditionCredentialsReady = "CredentialsReady"
+
+	// ConditionAvailable (AuthServer) is True when the active color has the
+	// desired number of available replicas.
+	ConditionAvailable = "Available"
+	// ConditionProgressing (AuthServer) is True while a rollout is under way.
+	ConditionProgressing = "Progressing"
+	// ConditionRolledBack (AuthServer) is True when the last rollout failed and
+	// traffic was returned to the previous template.
+	ConditionRolledBack = "RolledBack"
+)
+
+// Condition reasons. Events reuse the same words so that `kubectl describe`
+// reads the same in both places.
+const (
+	// ReasonReconciled means the resource is fully reconciled.
+	ReasonReconciled = "Reconciled"
+	// ReasonReconciling means work is under way and the resource will be
+	// reconciled again without user action.
+	ReasonReconciling = "Reconciling"
+	// ReasonInvalidSpec means the spec is invalid in a way the API schema could
+	// not catch; the user must change it.
+	ReasonInvalidSpec = "InvalidSpec"
+
+	// ReasonKeyGenerated means a new signing key was generated and published.
+	ReasonKeyGenerated = "KeyGenerated"
+	// ReasonKeyActivated means a published key began signing tokens.
+	ReasonKeyActivated = "KeyActivated"
+	// ReasonKeyRetired means a key stopped signing but stays published until
+	// every token it signed has expired.
+	ReasonKeyRetired = "KeyRetired"
+	// ReasonKeyRemoved means a retired key was removed after its tokens expired.
+	ReasonKeyRemoved = "KeyRemoved"
+	// ReasonKeyRevoked means a key was revoked on request; tokens it signed are
+	// no longer accepted.
+	ReasonKeyRevoked = "KeyRevoked"
+	// ReasonRotationRequested means a rotation was requested with the rotate
+	// annotation.
+	ReasonRotationRequested = "RotationRequested"
+	// ReasonKeysRestored means the key Secret was missing or damaged and was
+	// restored from the keys the controller still held.
+	ReasonKeysRestored = "KeysRestored"
+	// ReasonKeysLost means the key Secret was lost and no copy of its keys was
+	// held: new keys were generated and tokens signed before are now invalid.
+	ReasonKeysLost = "KeysLost"
+
+	// ReasonPolicyNotFound means the referenced TokenPolicy does not exist.
+	ReasonPolicyNotFound = "TokenPolicyNotFound"
+	// ReasonPolicyNotReady means the referenced TokenPolicy has no active key yet.
+	ReasonPolicyNotReady = "TokenPolicyNotReady"
+	// ReasonRoleNotFound means a referenced Role does not exist.
+	ReasonRoleNotFound = "RoleNotFound"
+	// ReasonDisabled means the ServiceAccount is disabled; its credentials are
+	// kept but refused by the auth server.
+	ReasonDisabled = "Disabled"
+	// ReasonSecretRotated means a new client secret was written; the previous one
+	// keeps working until the grace period ends.
+	ReasonSecretRotated = "ClientSecretRotated"
+	// ReasonSecretRevoked means the previous client secret was revoked before its
+	// grace period ended.
+	ReasonSecretRevoked = "ClientSecretRevoked"
+)
+
+// Annotations understood by the controllers.
+const (
+	// AnnotationRotate, set to any new value (a timestamp is customary), rotates
+	// a TokenPolicy's signing key or a ServiceAccount's client secret now. The
+	// controller records the value it acted on in status, so each new value
+	// rotates exactly once.
+	AnnotationRotate = "auth.authframework.dev/rotate"
+	// AnnotationRevokeKey on a TokenPolicy names a key id to revoke at once, in
+	// addition to spec.revokedKeys.
+	AnnotationRevokeKey = "auth.authframework.dev/revoke-key"
+	// AnnotationRevokePreviousSecret on a ServiceAccount, set to any new value,
+	// ends the grace period of the previous client secret now (for compromise).
+	AnnotationRevokePreviousSecret = "auth.authframework.dev/revoke-previous-secret"
+	// AnnotationPromote on an AuthServer promotes a rollout that waits for a
+	// manual decision (spec.rollout.autoPromote: false).
+	AnnotationPromote = "auth.authframework.dev/promote"
+	// AnnotationAbort on an AuthServer aborts the rollout in progress and rolls
+	// back.
+	AnnotationAbort = "auth.authframework.dev/abort"
+
+	// LabelManagedBy is the label every object the operator owns carries; caches
+	// of Secrets are filtered by it.
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	// ManagedByValue is the value of LabelManagedBy on objects the operator owns.
+	ManagedByValue = "authframework"
+)

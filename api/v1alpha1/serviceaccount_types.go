@@ -1,0 +1,253 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ServiceAccountSpec declares an API client: which policy signs its tokens,
+// which roles it holds, and how its credentials are managed.
+//
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.clientID) || (has(self.clientID) && self.clientID == oldSelf.clientID)",message="clientID is immutable once set",fieldPath=".clientID"
+type ServiceAccountSpec struct {
+	// TokenPolicyRef names the TokenPolicy, in the same namespace, that signs
+	// this account's tokens.
+	TokenPolicyRef LocalRef `json:"tokenPolicyRef"`
+
+	// Roles names the Roles, in the same namespace, whose permissions this
+	// account holds.
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=set
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	// +optional
+	Roles []string `json:"roles,omitempty"`
+
+	// ClientID is the OAuth2 client id. When empty the controller assigns
+	// `<namespace>.<name>`. Immutable once set, because clients and audit logs
+	// know the account by it.
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9._-]*$`
+	// +optional
+	ClientID string `json:"clientID,omitempty"`
+
+	// Disabled refuses every token request and every token of this account
+	// while true. Credentials are kept, so re-enabling restores access.
+	// +optional
+	Disabled bool `json:"disabled,omitempty"`
+
+	// RevokeTokensIssuedBefore refuses every token of this account issued
+	// (`iat`) before this time.
+	// +optional
+	RevokeTokensIssuedBefore *metav1.Time `json:"revokeTokensIssuedBefore,omitempty"`
+
+	// ExtraClaims are added to every access token of this account. Registered
+	// and framework claim names are reserved.
+	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !(k in ['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'client_id', 'scope', 'permissions', 'roles', 'namespace', 'typ', 'cnf', 'act', 'azp']))",message="must not set a registered or framework claim (iss, sub, aud, exp, nbf, iat, jti, client_id, scope, permissions, roles, namespace, typ, cnf, act, azp)"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[A-Za-z_][A-Za-z0-9_.:-]{0,62}$') && size(self[k]) <= 1024)",message="claim names must match ^[A-Za-z_][A-Za-z0-9_.:-]{0,62}$ and values be at most 1024 characters"
+	// +optional
+	ExtraClaims map[string]string `json:"extraClaims,omitempty"`
+
+	// ClientSecretRotation schedules the rotation of the client secret.
+	// +kubebuilder:default={}
+	// +optional
+	ClientSecretRotation SecretRotation `json:"clientSecretRotation,omitempty"`
+
+	// TokenSecret, when set, keeps a fresh access token in a Secret for
+	// workloads that mount it instead of running an OAuth2 client.
+	// +optional
+	TokenSecret *TokenSecretSpec `json:"tokenSecret,omitempty"`
+
+	// KubernetesServiceAccounts may exchange their projected tokens for this
+	// account's access token (RFC 8693 token exchange, verified with
+	// TokenReview).
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	// +optional
+	KubernetesServiceAccounts []KubernetesServiceAccountRef `json:"kubernetesServiceAccounts,omitempty"`
+}
+
+// LocalRef names an object in the same namespace.
+type LocalRef struct {
+	// Name of the object.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	Name string `json:"name"`
+}
+
+// SecretRotation is the schedule of a client secret. At each rotation a new
+// secret is written; the previous one keeps working for GracePeriod so that
+// clients can pick up the new one.
+//
+// +kubebuilder:validation:XValidation:rule="!self.period.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') || !self.gracePeriod.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') || duration(self.gracePeriod) < duration(self.period)",message="gracePeriod must be shorter than period",fieldPath=".gracePeriod"
+type SecretRotation struct {
+	// Period is how long a client secret is current, from 1h to 8760h.
+	// Default 2160h (90 days).
+	// +kubebuilder:default="2160h"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('1h') && duration(self) <= duration('8760h')",message="must be a duration between 1h and 8760h, such as 2160h"
+	// +optional
+	Period metav1.Duration `json:"period,omitempty"`
+
+	// GracePeriod is how long the previous secret keeps working after a
+	// rotation, from 0s to 720h. Default 24h.
+	// +kubebuilder:default="24h"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('0s') && duration(self) <= duration('720h')",message="must be a duration between 0s and 720h, such as 24h"
+	// +optional
+	GracePeriod metav1.Duration `json:"gracePeriod,omitempty"`
+}
+
+// TokenSecretSpec describes the Secret that holds a ready-to-use access token.
+// The token is re-minted at 80% of its lifetime, so the Secret never holds an
+// expired token while the account is enabled.
+type TokenSecretSpec struct {
+	// SecretName is the Secret to write, key `token`. Default `<account>-token`.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
+
+	// Audience of the token; one of the policy's audiences. Default: the
+	// policy's first audience.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Audience string `json:"audience,omitempty"`
+
+	// Permissions narrows the token to these permissions, a subset of the
+	// account's. Default: all of the account's permissions.
+	// +kubebuilder:validation:MaxItems=256
+	// +listType=set
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:Pattern=`^(\*|[A-Za-z0-9][A-Za-z0-9._-]*(:[A-Za-z0-9][A-Za-z0-9._-]*)*(:\*)?)$`
+	// +optional
+	Permissions []string `json:"permissions,omitempty"`
+}
+
+// KubernetesServiceAccountRef names a Kubernetes (core/v1) ServiceAccount.
+type KubernetesServiceAccountRef struct {
+	// Namespace of the Kubernetes ServiceAccount. Default: this namespace.
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// Name of the Kubernetes ServiceAccount.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	Name string `json:"name"`
+}
+
+// ServiceAccountStatus is the observed state of a ServiceAccount.
+type ServiceAccountStatus struct {
+	// ObservedGeneration is the generation of the spec last reconciled.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions: Ready, PolicyResolved, RolesResolved, CredentialsReady.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// ClientID is the OAuth2 client id in use.
+	// +optional
+	ClientID string `json:"clientID,omitempty"`
+
+	// CredentialsSecretName is the Secret, owned by this account, with
+	// `client_id` and `client_secret`.
+	// +optional
+	CredentialsSecretName string `json:"credentialsSecretName,omitempty"`
+
+	// SecretRotatedAt is when the current client secret was written.
+	// +optional
+	SecretRotatedAt *metav1.Time `json:"secretRotatedAt,omitempty"`
+
+	// NextSecretRotation is when the next client secret will be written.
+	// +optional
+	NextSecretRotation *metav1.Time `json:"nextSecretRotation,omitempty"`
+
+	// PreviousSecretExpiresAt is when the previous client secret stops working
+	// (end of its grace period); empty when there is none.
+	// +optional
+	PreviousSecretExpiresAt *metav1.Time `json:"previousSecretExpiresAt,omitempty"`
+
+	// TokenSecretName is the Secret holding a ready-to-use access token.
+	// +optional
+	TokenSecretName string `json:"tokenSecretName,omitempty"`
+
+	// TokenExpiresAt is when the token in the token Secret expires.
+	// +optional
+	TokenExpiresAt *metav1.Time `json:"tokenExpiresAt,omitempty"`
+
+	// TokenRefreshAt is when the token in the token Secret will be re-minted.
+	// +optional
+	TokenRefreshAt *metav1.Time `json:"tokenRefreshAt,omitempty"`
+
+	// Roles are the resolved roles, sorted.
+	// +listType=set
+	// +optional
+	Roles []string `json:"roles,omitempty"`
+
+	// Permissions are the union of the resolved roles' permissions, sorted.
+	// +listType=set
+	// +optional
+	Permissions []string `json:"permissions,omitempty"`
+
+	// Disabled mirrors spec.disabled once the auth server enforces it.
+	// +optional
+	Disabled bool `json:"disabled,omitempty"`
+
+	// RevokeTokensIssuedBefore mirrors spec.revokeTokensIssuedBefore once the
+	// auth server enforces it.
+	// +optional
+	RevokeTokensIssuedBefore *metav1.Time `json:"revokeTokensIssuedBefore,omitempty"`
+
+	// LastRotateRequest is the value of the rotate annotation last acted on.
+	// +optional
+	LastRotateRequest string `json:"lastRotateRequest,omitempty"`
+
+	// LastRevokeRequest is the value of the revoke-previous-secret annotation
+	// last acted on.
+	// +optional
+	LastRevokeRequest string `json:"lastRevokeRequest,omitempty"`
+}
+
+// ServiceAccount is an API client: a machine identity with OAuth2 client
+// credentials, permissions from Roles and tokens signed under a TokenPolicy.
+// Not to be confused with the core Kubernetes ServiceAccount: use the short
+// name `afsa` or the full name `serviceaccounts.auth.authframework.dev`.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=afsa,categories=authframework
+// +kubebuilder:printcolumn:name="Client ID",type=string,JSONPath=`.status.clientID`
+// +kubebuilder:printcolumn:name="Policy",type=string,JSONPath=`.spec.tokenPolicyRef.name`
+// +kubebuilder:printcolumn:name="Roles",type=string,JSONPath=`.spec.roles`
+// +kubebuilder:printcolumn:name="Disabled",type=boolean,JSONPath=`.spec.disabled`,priority=1
+// +kubebuilder:printcolumn:name="Next Secret Rotation",type=date,JSONPath=`.status.nextSecretRotation`,priority=1
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type ServiceAccount struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// Spec declares the client.
+	Spec ServiceAccountSpec `json:"spec"`
+	// Status is the observed credentials, permissions and conditions.
+	// +optional
+	Status ServiceAccountStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// ServiceAccountList is a list of ServiceAccount.
+type ServiceAccountList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ServiceAccount `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&ServiceAccount{}, &ServiceAccountList{})
+}

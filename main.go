@@ -1,0 +1,230 @@
+// Command authframework is the authframework operator.
+//
+//	authframework manager   runs the controllers (leader-elected).
+//
+// The auth server (`authframework server`) is added by a later change; until
+// then the binary says so instead of pretending.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/go-logr/zapr"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
+)
+
+const usage = `authframework — a Kubernetes-native token authority for machine identities.
+
+Usage:
+  authframework manager [flags]   run the controllers
+  authframework help              show this help
+
+Run "authframework manager -h" for the manager's flags.
+`
+
+func main() {
+	if err := run(os.Args[1:], os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "authframework:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("a subcommand is required")
+	}
+	switch args[0] {
+	case "manager":
+		return runManager(args[1:], stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stderr, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown subcommand %q", args[0])
+	}
+}
+
+// managerOptions are the manager's flags.
+type managerOptions struct {
+	metricsAddr         string
+	probeAddr           string
+	leaderElect         bool
+	leaderElectionID    string
+	leaderElectionNS    string
+	leaseDuration       time.Duration
+	renewDeadline       time.Duration
+	retryPeriod         time.Duration
+	gracefulShutdown    time.Duration
+	maxConcurrentReconc int
+	log                 logOptions
+}
+
+func (o *managerOptions) bind(fs *flag.FlagSet) {
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; \"0\" disables it.")
+	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
+	fs.BoolVar(&o.leaderElect, "leader-elect", true, "Elect a leader so that only one replica reconciles at a time.")
+	fs.StringVar(&o.leaderElectionID, "leader-election-id", "authframework-manager.auth.authframework.dev", "Name of the leader election Lease.")
+	fs.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease; default: the pod's namespace.")
+	fs.DurationVar(&o.leaseDuration, "leader-election-lease-duration", 15*time.Second, "How long a non-leader waits before it may take over an unrenewed lease.")
+	fs.DurationVar(&o.renewDeadline, "leader-election-renew-deadline", 10*time.Second, "How long the leader keeps trying to renew before it gives up leadership.")
+	fs.DurationVar(&o.retryPeriod, "leader-election-retry-period", 2*time.Second, "How often leader election is retried.")
+	fs.DurationVar(&o.gracefulShutdown, "graceful-shutdown-timeout", 30*time.Second, "How long running reconciles may take to finish on shutdown.")
+	o.log.bind(fs)
+}
+
+func runManager(args []string, stderr io.Writer) error {
+	var opts managerOptions
+	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	opts.bind(fs)
+	config.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("manager: unexpected arguments %q", fs.Args())
+	}
+
+	logger, err := opts.log.build(stderr)
+	if err != nil {
+		return err
+	}
+	ctrl.SetLogger(logger)
+	klog.SetLogger(logger)
+	setupLog := logger.WithName("setup")
+
+	mgr, err := setupManager(opts)
+	if err != nil {
+		setupLog.Error(err, "unable to set up the manager")
+		return err
+	}
+	setupLog.Info("starting manager", "leaderElection", opts.leaderElect, "metricsAddress", opts.metricsAddr, "probeAddress", opts.probeAddr)
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		setupLog.Error(err, "manager stopped with an error")
+		return err
+	}
+	return nil
+}
+
+// newScheme returns the scheme with the built-in kinds and ours.
+func newScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(authv1alpha1.AddToScheme(s))
+	return s
+}
+
+func setupManager(opts managerOptions) (ctrl.Manager, error) {
+	restConfig, err := ctrl.GetConfig()
+	if err != nil {
+		return nil, fmt.Errorf("loading kubeconfig: %w", err)
+	}
+	managed := labels.SelectorFromSet(labels.Set{authv1alpha1.LabelManagedBy: authv1alpha1.ManagedByValue})
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+		Scheme:                  newScheme(),
+		Metrics:                 metricsserver.Options{BindAddress: opts.metricsAddr},
+		HealthProbeBindAddress:  opts.probeAddr,
+		LeaderElection:          opts.leaderElect,
+		LeaderElectionID:        opts.leaderElectionID,
+		LeaderElectionNamespace: opts.leaderElectionNS,
+		// Release the lease on shutdown so a rolling update hands over at once
+		// instead of waiting for the lease to expire.
+		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 &opts.leaseDuration,
+		RenewDeadline:                 &opts.renewDeadline,
+		RetryPeriod:                   &opts.retryPeriod,
+		GracefulShutdownTimeout:       &opts.gracefulShutdown,
+		Cache: cache.Options{
+			// The operator reads only the Secrets it owns; caching every Secret
+			// in the cluster would cost memory and widen what it can see.
+			ByObject: map[client.Object]cache.ByObject{
+				&corev1.Secret{}: {Label: managed},
+			},
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, fmt.Errorf("adding health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return nil, fmt.Errorf("adding ready check: %w", err)
+	}
+	return mgr, nil
+}
+
+// logOptions choose the logger: structured JSON for clusters, console text for
+// people reading a terminal.
+type logOptions struct {
+	level  string
+	format string
+}
+
+func (o *logOptions) bind(fs *flag.FlagSet) {
+	fs.StringVar(&o.level, "log-level", "info", "Log level: debug, info, error, or a verbosity number (1 = debug).")
+	fs.StringVar(&o.format, "log-format", "json", "Log format: json or console.")
+}
+
+func (o *logOptions) build(w io.Writer) (logr.Logger, error) {
+	level, err := parseLevel(o.level)
+	if err != nil {
+		return logr.Discard(), err
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.RFC3339NanoTimeEncoder
+	var enc zapcore.Encoder
+	switch o.format {
+	case "json":
+		enc = zapcore.NewJSONEncoder(encCfg)
+	case "console":
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	default:
+		return logr.Discard(), fmt.Errorf("--log-format: want json or console, got %q", o.format)
+	}
+	core := zapcore.NewCore(enc, zapcore.AddSync(w), level)
+	return zapr.NewLogger(zap.New(core, zap.AddCaller())), nil
+}
+
+// parseLevel maps a level name or logr verbosity to a zap level. logr's V(n)
+// is zap level -n, so "2" enables V(2) logs.
+func parseLevel(s string) (zapcore.Level, error) {
+	switch s {
+	case "debug":
+		return zapcore.DebugLevel, nil
+	case "info":
+		return zapcore.InfoLevel, nil
+	case "error":
+		return zapcore.ErrorLevel, nil
+	}
+	var v int
+	if _, err := fmt.Sscanf(s, "%d", &v); err != nil || v < 0 || v > 10 || fmt.Sprint(v) != s {
+		return 0, fmt.Errorf("--log-level: want debug, info, error or 0-10, got %q", s)
+	}
+	return zapcore.Level(-v), nil
+}
