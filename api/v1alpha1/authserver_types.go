@@ -78,7 +78,7 @@ type AuthServerSpec struct {
 	// ResponseHeaders names the identity headers `/validate` returns on success.
 	// +kubebuilder:default={}
 	// +optional
-	ResponseHeaders IdentityHeaders `json:"responseHeaders,omitempty"`
+	ResponseHeaders IdentityHeaders `json:"responseHeaders,omitzero"`
 
 	// ResultCacheSize bounds the number of validation results cached per pod.
 	// 0 disables the cache.
@@ -91,12 +91,12 @@ type AuthServerSpec struct {
 	// Rollout says how a change to the pod template reaches traffic.
 	// +kubebuilder:default={}
 	// +optional
-	Rollout RolloutSpec `json:"rollout,omitempty"`
+	Rollout RolloutSpec `json:"rollout,omitzero"`
 
 	// PodDisruptionBudget of the active color.
 	// +kubebuilder:default={}
 	// +optional
-	PodDisruptionBudget PodDisruptionBudgetSpec `json:"podDisruptionBudget,omitempty"`
+	PodDisruptionBudget PodDisruptionBudgetSpec `json:"podDisruptionBudget,omitzero"`
 
 	// NodeSelector of the auth server pods.
 	// +optional
@@ -215,17 +215,19 @@ type RolloutSpec struct {
 	// +kubebuilder:default="5m"
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('10s') && duration(self) <= duration('1h')",message="must be a duration between 10s and 1h, such as 5m"
 	// +optional
-	AvailableTimeout metav1.Duration `json:"availableTimeout,omitempty"`
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	AvailableTimeout metav1.Duration `json:"availableTimeout,omitzero"`
 
 	// SmokeTests run against the preview color before traffic switches.
 	// +kubebuilder:default={}
 	// +optional
-	SmokeTests SmokeTestSpec `json:"smokeTests,omitempty"`
+	SmokeTests SmokeTestSpec `json:"smokeTests,omitzero"`
 
 	// Analysis of the new color after traffic switched.
 	// +kubebuilder:default={}
 	// +optional
-	Analysis AnalysisSpec `json:"analysis,omitempty"`
+	Analysis AnalysisSpec `json:"analysis,omitzero"`
 
 	// ScaleDownDelay is how long the old color keeps running after promotion.
 	// The default, 90s, outlasts the 60s for which ingress-nginx keeps idle
@@ -234,7 +236,9 @@ type RolloutSpec struct {
 	// +kubebuilder:default="90s"
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('0s') && duration(self) <= duration('24h')",message="must be a duration between 0s and 24h, such as 90s"
 	// +optional
-	ScaleDownDelay metav1.Duration `json:"scaleDownDelay,omitempty"`
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	ScaleDownDelay metav1.Duration `json:"scaleDownDelay,omitzero"`
 
 	// TrafficRouting, when set, moves traffic in weighted steps through an
 	// ingress-nginx canary Ingress before the full switch.
@@ -254,7 +258,9 @@ type SmokeTestSpec struct {
 	// +kubebuilder:default="30s"
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('1s') && duration(self) <= duration('10m')",message="must be a duration between 1s and 10m, such as 30s"
 	// +optional
-	Timeout metav1.Duration `json:"timeout,omitempty"`
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	Timeout metav1.Duration `json:"timeout,omitzero"`
 }
 
 // AnalysisSpec reads the new pods' metrics after promotion and rolls back when
@@ -264,13 +270,17 @@ type AnalysisSpec struct {
 	// +kubebuilder:default="5m"
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('0s') && duration(self) <= duration('24h')",message="must be a duration between 0s and 24h, such as 5m"
 	// +optional
-	BakeTime metav1.Duration `json:"bakeTime,omitempty"`
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	BakeTime metav1.Duration `json:"bakeTime,omitzero"`
 
 	// Interval between two reads of the metrics.
 	// +kubebuilder:default="30s"
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('1s') && duration(self) <= duration('1h')",message="must be a duration between 1s and 1h, such as 30s"
 	// +optional
-	Interval metav1.Duration `json:"interval,omitempty"`
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	Interval metav1.Duration `json:"interval,omitzero"`
 
 	// MaxServerErrorPercent is the highest share of 5xx responses, in percent,
 	// the new color may serve.
@@ -305,8 +315,8 @@ type TrafficRoutingSpec struct {
 	// +kubebuilder:validation:MaxItems=20
 	// +kubebuilder:validation:items:Minimum=1
 	// +kubebuilder:validation:items:Maximum=99
-	// +kubebuilder:validation:XValidation:rule="self.all(i, i == 0 || self[i - 1] < self[i]) || size(self) == 1",message="steps must be strictly increasing"
-	// +listType=atomic
+	// +kubebuilder:validation:XValidation:rule="self.isSorted()",message="steps must be strictly increasing"
+	// +listType=set
 	// +optional
 	Steps []int32 `json:"steps,omitempty"`
 
@@ -314,7 +324,9 @@ type TrafficRoutingSpec struct {
 	// +kubebuilder:default="1m"
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('10s') && duration(self) <= duration('1h')",message="must be a duration between 10s and 1h, such as 1m"
 	// +optional
-	StepInterval metav1.Duration `json:"stepInterval,omitempty"`
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	StepInterval metav1.Duration `json:"stepInterval,omitzero"`
 }
 
 // PodDisruptionBudgetSpec configures the PodDisruptionBudget of the active

@@ -50,9 +50,9 @@ type ServiceAccountSpec struct {
 	ExtraClaims map[string]string `json:"extraClaims,omitempty"`
 
 	// ClientSecretRotation schedules the rotation of the client secret.
-	// +kubebuilder:default={}
+	// +kubebuilder:default={period:"2160h",gracePeriod:"24h"}
 	// +optional
-	ClientSecretRotation SecretRotation `json:"clientSecretRotation,omitempty"`
+	ClientSecretRotation SecretRotation `json:"clientSecretRotation,omitzero"`
 
 	// TokenSecret, when set, keeps a fresh access token in a Secret for
 	// workloads that mount it instead of running an OAuth2 client.
@@ -88,14 +88,18 @@ type SecretRotation struct {
 	// +kubebuilder:default="2160h"
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('1h') && duration(self) <= duration('8760h')",message="must be a duration between 1h and 8760h, such as 2160h"
 	// +optional
-	Period metav1.Duration `json:"period,omitempty"`
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	Period metav1.Duration `json:"period,omitzero"`
 
 	// GracePeriod is how long the previous secret keeps working after a
 	// rotation, from 0s to 720h. Default 24h.
 	// +kubebuilder:default="24h"
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('0s') && duration(self) <= duration('720h')",message="must be a duration between 0s and 720h, such as 24h"
 	// +optional
-	GracePeriod metav1.Duration `json:"gracePeriod,omitempty"`
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	GracePeriod metav1.Duration `json:"gracePeriod,omitzero"`
 }
 
 // TokenSecretSpec describes the Secret that holds a ready-to-use access token.

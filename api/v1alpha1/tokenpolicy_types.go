@@ -61,19 +61,23 @@ type TokenPolicySpec struct {
 	// +kubebuilder:default="15m"
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('1m') && duration(self) <= duration('24h')",message="must be a duration between 1m and 24h, such as 15m"
 	// +optional
-	AccessTokenTTL metav1.Duration `json:"accessTokenTTL,omitempty"`
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	AccessTokenTTL metav1.Duration `json:"accessTokenTTL,omitzero"`
 
 	// ClockSkew is the leeway allowed when checking `exp`, `nbf` and `iat`, from
 	// 0s to 5m.
 	// +kubebuilder:default="30s"
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('0s') && duration(self) <= duration('5m')",message="must be a duration between 0s and 5m, such as 30s"
 	// +optional
-	ClockSkew metav1.Duration `json:"clockSkew,omitempty"`
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	ClockSkew metav1.Duration `json:"clockSkew,omitzero"`
 
 	// Rotation schedules the signing keys.
 	// +kubebuilder:default={}
 	// +optional
-	Rotation KeyRotation `json:"rotation,omitempty"`
+	Rotation KeyRotation `json:"rotation,omitzero"`
 
 	// RevokedKeys lists key ids (RFC 7638 thumbprints, as in status.keys) to
 	// revoke at once, for example after a compromise. Tokens they signed are
@@ -88,7 +92,7 @@ type TokenPolicySpec struct {
 	// TokenEndpoint limits how clients of this policy use the token endpoint.
 	// +kubebuilder:default={}
 	// +optional
-	TokenEndpoint TokenEndpointLimits `json:"tokenEndpoint,omitempty"`
+	TokenEndpoint TokenEndpointLimits `json:"tokenEndpoint,omitzero"`
 }
 
 // KeyRotation is the schedule of a policy's signing keys. A new key is
@@ -101,7 +105,9 @@ type KeyRotation struct {
 	// +kubebuilder:default="720h"
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('1h') && duration(self) <= duration('8760h')",message="must be a duration between 1h and 8760h, such as 720h"
 	// +optional
-	Period metav1.Duration `json:"period,omitempty"`
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	Period metav1.Duration `json:"period,omitzero"`
 
 	// PrePublish is how long a new key is published before it signs, from 1m to
 	// 720h. The default, 1h, is longer than the 10m for which common verifiers
@@ -109,7 +115,9 @@ type KeyRotation struct {
 	// +kubebuilder:default="1h"
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('1m') && duration(self) <= duration('720h')",message="must be a duration between 1m and 720h, such as 1h"
 	// +optional
-	PrePublish metav1.Duration `json:"prePublish,omitempty"`
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	PrePublish metav1.Duration `json:"prePublish,omitzero"`
 }
 
 // TokenEndpointLimits are the defences of the token endpoint for the clients of
@@ -143,13 +151,17 @@ type TokenEndpointLimits struct {
 	// +kubebuilder:default="5m"
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="must be a duration between 1s and 24h, such as 5m"
 	// +optional
-	LockoutWindow metav1.Duration `json:"lockoutWindow,omitempty"`
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	LockoutWindow metav1.Duration `json:"lockoutWindow,omitzero"`
 
 	// LockoutDuration is how long a locked-out client is refused.
 	// +kubebuilder:default="15m"
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="must be a duration between 1s and 24h, such as 15m"
 	// +optional
-	LockoutDuration metav1.Duration `json:"lockoutDuration,omitempty"`
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	LockoutDuration metav1.Duration `json:"lockoutDuration,omitzero"`
 }
 
 // KeyState is where a signing key is in its lifecycle.
