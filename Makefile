@@ -108,7 +108,8 @@ test-e2e: $(ENVTEST_TOOLS) $(AUTHFRAMEWORK) ## End-to-end tests: the built binar
 
 .PHONY: run
 run: $(ENVTEST_TOOLS) $(AUTHFRAMEWORK) ## Start a local control plane, install CRDs and samples, run the manager (Ctrl-C stops all).
-	go run ./hack/localcluster --bin-dir $(K8S_BIN) --manager $(AUTHFRAMEWORK) --state-dir $(BIN)/run
+	go build -o $(BIN)/localcluster ./hack/localcluster
+	$(BIN)/localcluster --bin-dir $(K8S_BIN) --manager $(AUTHFRAMEWORK) --state-dir $(BIN)/run
 
 ##@ Tools
 

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -43,6 +44,7 @@ func runSuite(m *testing.M) int {
 	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(os.Stderr)))
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(authv1alpha1.AddToScheme(scheme))
+	utilruntime.Must(apiextensionsv1.AddToScheme(scheme))
 
 	testEnv = &envtest.Environment{
 		CRDDirectoryPaths:     []string{testenv.Path("config", "crd", "bases")},
@@ -53,6 +55,9 @@ func runSuite(m *testing.M) int {
 	var err error
 	cfg, err = testEnv.Start()
 	if err != nil {
+		// Start may fail after etcd and kube-apiserver are up (for example
+		// when a CRD is refused); stop them so no process outlives the test.
+		_ = testEnv.Stop()
 		fmt.Fprintf(os.Stderr, "starting envtest (binaries in %s; run `make tools`): %v\n", testenv.K8sBinDir(), err)
 		return 1
 	}
@@ -103,3 +108,5 @@ func newNamespace(t *testing.T) string {
 	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), ns) })
 	return ns.Name
 }
+
+func keyOf(name string) client.ObjectKey { return client.ObjectKey{Name: name} }
