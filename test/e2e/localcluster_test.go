@@ -1,0 +1,231 @@
+// Package e2e runs the built binaries the way users do. This file covers
+// `make run`: the local control plane, the samples and the manager, and that
+// stopping it leaves no process behind.
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/authframework/authframework/test/testenv"
+)
+
+// TestLocalCluster starts the local cluster twice (the second start proves the
+// first left nothing in the way), stopping it once with SIGINT and once with
+// SIGTERM.
+func TestLocalCluster(t *testing.T) {
+	if _, err := os.Stat(testenv.Binary()); err != nil {
+		t.Fatalf("the authframework binary is not built at %s (make build): %v", testenv.Binary(), err)
+	}
+	localcluster := filepath.Join(t.TempDir(), "localcluster")
+	build := exec.Command("go", "build", "-o", localcluster, "./hack/localcluster")
+	build.Dir = testenv.RepoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building hack/localcluster: %v\n%s", err, out)
+	}
+	stateDir := t.TempDir()
+	for i, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(fmt.Sprintf("run %d stopped by %v", i+1, sig), func(t *testing.T) {
+			runLocalCluster(t, localcluster, stateDir, sig)
+		})
+	}
+}
+
+func runLocalCluster(t *testing.T, localcluster, stateDir string, sig syscall.Signal) {
+	metricsPort, probePort := freePort(t), freePort(t)
+	cmd := exec.Command(localcluster,
+		"--repo", testenv.RepoRoot(),
+		"--bin-dir", testenv.K8sBinDir(),
+		"--manager", testenv.Binary(),
+		"--state-dir", stateDir,
+		"--metrics-port", strconv.Itoa(metricsPort),
+		"--probe-port", strconv.Itoa(probePort),
+	)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	started := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	serving := make(chan struct{})
+	var output strings.Builder
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		once := false
+		for sc.Scan() {
+			line := sc.Text()
+			output.WriteString(line + "\n")
+			if !once && strings.Contains(line, "==> serving after") {
+				once = true
+				close(serving)
+			}
+		}
+		exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+		}
+	})
+
+	select {
+	case <-serving:
+		t.Logf("make run was serving %s after start", time.Since(started).Round(100*time.Millisecond))
+	case err := <-exited:
+		t.Fatalf("localcluster exited before serving: %v\n%s", err, output.String())
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("localcluster did not serve within 2m\n%s", output.String())
+	}
+
+	kubeconfig := filepath.Join(stateDir, "kubeconfig")
+	kubectl := func(args ...string) string {
+		out, err := exec.Command(testenv.Kubectl(), append([]string{"--kubeconfig", kubeconfig}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("kubectl %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	got := kubectl("get", "authframework", "-o", "name")
+	for _, want := range []string{"tokenpolicy.auth.authframework.dev/orders-platform", "serviceaccount.auth.authframework.dev/billing", "authserver.auth.authframework.dev/auth"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the samples were not applied: %s missing from\n%s", want, got)
+		}
+	}
+	// The manager holds the leader election lease and says so in its metrics.
+	holder := kubectl("get", "lease", "-n", "default", "authframework-manager.auth.authframework.dev", "-o", "jsonpath={.spec.holderIdentity}")
+	if holder == "" {
+		t.Errorf("the leader election lease has no holder")
+	}
+	metrics := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort))
+	if !strings.Contains(metrics, "leader_election_master_status{name=\"authframework-manager.auth.authframework.dev\"} 1") {
+		t.Errorf("metrics do not report this manager as leader:\n%.2000s", metrics)
+	}
+	if body := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/healthz", probePort)); body != "ok" {
+		t.Errorf("/healthz answered %q", body)
+	}
+
+	procs := descendants(cmd.Process.Pid)
+	if len(procs) < 3 {
+		t.Errorf("expected etcd, kube-apiserver and the manager under localcluster, found %v", procs)
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("localcluster exited with %v after %v\n%s", err, sig, output.String())
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatalf("localcluster did not stop within 90s of %v\n%s", sig, output.String())
+	}
+	for _, pid := range procs {
+		if alive(pid) {
+			t.Errorf("process %d (%s) outlived localcluster", pid, comm(pid))
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	if _, err := os.Stat(kubeconfig); err == nil {
+		t.Errorf("the kubeconfig of a stopped cluster was left at %s", kubeconfig)
+	}
+}
+
+// descendants lists every process below pid, read from /proc.
+func descendants(pid int) []int {
+	children := map[int][]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if pp := ppid(p); pp > 0 {
+			children[pp] = append(children[pp], p)
+		}
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
+}
+
+// stat returns the fields of /proc/pid/stat after the command name.
+func stat(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(s[i+1:])
+}
+
+func ppid(pid int) int {
+	f := stat(pid)
+	if len(f) < 2 {
+		return 0
+	}
+	p, _ := strconv.Atoi(f[1])
+	return p
+}
+
+// alive reports whether pid runs; a zombie waiting to be reaped has stopped.
+func alive(pid int) bool {
+	f := stat(pid)
+	return len(f) > 0 && f[0] != "Z"
+}
+
+func comm(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	return strings.TrimSpace(string(b))
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
