@@ -1,0 +1,377 @@
+// Package token issues RFC 9068 JWT access tokens and verifies them following
+// RFC 8725. It is pure: keys, expectations and the time come from the caller.
+package token
+
+import (
+	"crypto"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+	"k8s.io/utils/clock"
+
+	"github.com/authframework/authframework/internal/keys"
+)
+
+// TypeAccessToken is the JOSE typ of RFC 9068 access tokens.
+const TypeAccessToken = "at+jwt"
+
+// DefaultMaxSize bounds the size of a token Verify looks at. Our tokens are
+// well under 2 KiB even with many permissions; 8 KiB matches common header
+// limits of proxies.
+const DefaultMaxSize = 8 << 10
+
+// MaxLeeway bounds the clock skew a Verifier tolerates, whatever it is given.
+const MaxLeeway = 5 * time.Minute
+
+// Claims are the claims of an access token. Registered claims are filled by
+// Issue; the rest describe the client.
+type Claims struct {
+	Issuer    string           `json:"iss"`
+	Subject   string           `json:"sub"`
+	Audience  jwt.Audience     `json:"aud"`
+	Expiry    *jwt.NumericDate `json:"exp"`
+	NotBefore *jwt.NumericDate `json:"nbf,omitempty"`
+	IssuedAt  *jwt.NumericDate `json:"iat"`
+	ID        string           `json:"jti"`
+	ClientID  string           `json:"client_id"`
+	// Scope is the space-separated permissions (RFC 9068 §2.2.3).
+	Scope       string   `json:"scope,omitempty"`
+	Permissions []string `json:"permissions,omitempty"`
+	Roles       []string `json:"roles,omitempty"`
+	Namespace   string   `json:"namespace,omitempty"`
+}
+
+// Request is what the caller decides about a token: who it is for and what it
+// may do. Issue adds the registered claims.
+type Request struct {
+	Subject     string
+	ClientID    string
+	Audience    string
+	Permissions []string
+	Roles       []string
+	Namespace   string
+	// Extra claims; names that collide with the claims above are refused.
+	Extra map[string]string
+	// ID is the jti; unique per token.
+	ID string
+}
+
+// Issuer signs access tokens with one key.
+type Issuer struct {
+	URL   string
+	TTL   time.Duration
+	Key   keys.Key
+	Clock clock.PassiveClock
+
+	signer jose.Signer
+}
+
+// NewIssuer prepares a signer for key.
+func NewIssuer(url string, ttl time.Duration, key keys.Key, clk clock.PassiveClock) (*Issuer, error) {
+	if err := keys.CheckType(key.Algorithm, key.Public()); err != nil {
+		return nil, err
+	}
+	signer, err := jose.NewSigner(
+		jose.SigningKey{Algorithm: key.Algorithm, Key: jose.JSONWebKey{Key: key.Private, KeyID: key.ID}},
+		(&jose.SignerOptions{}).WithType(TypeAccessToken),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("creating signer: %w", err)
+	}
+	return &Issuer{URL: url, TTL: ttl, Key: key, Clock: clk, signer: signer}, nil
+}
+
+// reserved are claim names Extra may not set.
+var reserved = map[string]bool{
+	"iss": true, "sub": true, "aud": true, "exp": true, "nbf": true, "iat": true, "jti": true,
+	"client_id": true, "scope": true, "permissions": true, "roles": true, "namespace": true,
+	"typ": true, "cnf": true, "act": true, "azp": true,
+}
+
+// Issue signs a token for r, valid from now for the issuer's TTL, and returns
+// it with its claims.
+func (is *Issuer) Issue(r Request) (string, Claims, error) {
+	if r.Subject == "" || r.ClientID == "" || r.Audience == "" || r.ID == "" {
+		return "", Claims{}, errors.New("issuing a token needs a subject, client id, audience and id")
+	}
+	for k := range r.Extra {
+		if reserved[k] {
+			return "", Claims{}, fmt.Errorf("extra claim %q is reserved", k)
+		}
+	}
+	now := is.Clock.Now().Truncate(time.Second)
+	c := Claims{
+		Issuer:      is.URL,
+		Subject:     r.Subject,
+		Audience:    jwt.Audience{r.Audience},
+		IssuedAt:    jwt.NewNumericDate(now),
+		NotBefore:   jwt.NewNumericDate(now),
+		Expiry:      jwt.NewNumericDate(now.Add(is.TTL)),
+		ID:          r.ID,
+		ClientID:    r.ClientID,
+		Scope:       strings.Join(r.Permissions, " "),
+		Permissions: r.Permissions,
+		Roles:       r.Roles,
+		Namespace:   r.Namespace,
+	}
+	b := jwt.Signed(is.signer).Claims(c)
+	if len(r.Extra) > 0 {
+		extra := make(map[string]any, len(r.Extra))
+		for k, v := range r.Extra {
+			extra[k] = v
+		}
+		b = b.Claims(extra)
+	}
+	raw, err := b.Serialize()
+	if err != nil {
+		return "", Claims{}, fmt.Errorf("signing token: %w", err)
+	}
+	return raw, c, nil
+}
+
+// PublicKey is a verification key with the one algorithm it may be used with.
+type PublicKey struct {
+	Algorithm jose.SignatureAlgorithm
+	Key       crypto.PublicKey
+}
+
+// Verifier checks tokens of one policy.
+type Verifier struct {
+	// Issuer is the only accepted iss.
+	Issuer string
+	// Audiences: a token must carry at least one of them.
+	Audiences []string
+	// Algorithms allowed, from the policy; never from the token.
+	Algorithms []jose.SignatureAlgorithm
+	// Keys is the published key set by kid.
+	Keys map[string]PublicKey
+	// MaxTTL bounds exp - iat.
+	MaxTTL time.Duration
+	// Leeway for exp, nbf and iat; capped at MaxLeeway.
+	Leeway time.Duration
+	// MaxSize of a token in bytes; DefaultMaxSize when zero.
+	MaxSize int
+	Clock   clock.PassiveClock
+}
+
+// header is the protected header as Verify reads it before go-jose does.
+type header struct {
+	Alg  string          `json:"alg"`
+	Kid  string          `json:"kid"`
+	Typ  string          `json:"typ"`
+	Crit json.RawMessage `json:"crit"`
+	Jku  json.RawMessage `json:"jku"`
+	X5u  json.RawMessage `json:"x5u"`
+	Jwk  json.RawMessage `json:"jwk"`
+	X5c  json.RawMessage `json:"x5c"`
+}
+
+// Verify checks raw and returns its claims. The order follows RFC 8725 and
+// Kubernetes' own token authenticator: cheap structural checks first, the key
+// only from our set by kid, the signature, then the claims.
+func (v *Verifier) Verify(raw string) (*Claims, error) {
+	maxSize := v.MaxSize
+	if maxSize == 0 {
+		maxSize = DefaultMaxSize
+	}
+	if len(raw) > maxSize {
+		return nil, ErrTooLarge
+	}
+	if strings.Count(raw, ".") != 2 {
+		return nil, fmt.Errorf("%w: want three parts", ErrMalformed)
+	}
+	headSeg, _, _ := strings.Cut(raw, ".")
+
+	var h header
+	if err := decodeSegment(headSeg, &h); err != nil {
+		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
+	}
+	alg := jose.SignatureAlgorithm(h.Alg)
+	if !v.allows(alg) {
+		return nil, ErrAlgorithm
+	}
+	if h.Jku != nil || h.X5u != nil || h.Jwk != nil || h.X5c != nil || h.Crit != nil {
+		return nil, ErrForbiddenHeader
+	}
+	if !strings.EqualFold(h.Typ, TypeAccessToken) && !strings.EqualFold(h.Typ, "application/"+TypeAccessToken) {
+		return nil, ErrType
+	}
+	if h.Kid == "" {
+		return nil, ErrMissingKeyID
+	}
+	key, ok := v.Keys[h.Kid]
+	if !ok {
+		return nil, ErrUnknownKey
+	}
+	if key.Algorithm != alg {
+		return nil, ErrKeyAlgorithm
+	}
+
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{alg})
+	if err != nil {
+		return nil, fmt.Errorf("%w: not a compact JWS", ErrMalformed)
+	}
+	payload, err := jws.Verify(key.Key)
+	if err != nil {
+		return nil, ErrSignature
+	}
+	// Decoding the verified payload ourselves lets duplicate members be
+	// refused, which encoding/json would silently resolve.
+	var c Claims
+	if err := decodeJSON(payload, &c); err != nil {
+		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
+	}
+	if err := v.checkClaims(&c); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (v *Verifier) allows(alg jose.SignatureAlgorithm) bool {
+	for _, a := range v.Algorithms {
+		if a == alg {
+			return true
+		}
+	}
+	return false
+}
+
+func (v *Verifier) checkClaims(c *Claims) error {
+	if c.Expiry == nil || c.IssuedAt == nil || c.Subject == "" || c.ID == "" || c.ClientID == "" || c.Issuer == "" || len(c.Audience) == 0 {
+		return ErrMissingClaim
+	}
+	if c.Issuer != v.Issuer {
+		return ErrIssuer
+	}
+	if !v.audienceAccepted(c.Audience) {
+		return ErrAudience
+	}
+	leeway := min(max(v.Leeway, 0), MaxLeeway)
+	now := v.Clock.Now()
+	exp, iat := c.Expiry.Time(), c.IssuedAt.Time()
+	if !now.Before(exp.Add(leeway)) {
+		return ErrExpired
+	}
+	if c.NotBefore != nil && now.Add(leeway).Before(c.NotBefore.Time()) {
+		return ErrNotYetValid
+	}
+	if now.Add(leeway).Before(iat) {
+		return ErrIssuedInFuture
+	}
+	if v.MaxTTL > 0 && exp.Sub(iat) > v.MaxTTL {
+		return ErrLifetime
+	}
+	return nil
+}
+
+func (v *Verifier) audienceAccepted(aud jwt.Audience) bool {
+	for _, want := range v.Audiences {
+		if aud.Contains(want) {
+			return true
+		}
+	}
+	return false
+}
+
+// decodeSegment decodes one base64url segment of a compact JWS as JSON.
+func decodeSegment(seg string, into any) error {
+	b, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		return errors.New("not base64url")
+	}
+	return decodeJSON(b, into)
+}
+
+// decodeJSON decodes one JSON object, refusing duplicate top-level members:
+// a verifier and another party reading different values of the same member
+// is a classic confusion attack.
+func decodeJSON(b []byte, into any) error {
+	if err := checkDuplicates(b); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, into); err != nil {
+		return errors.New("not a JSON object of the expected shape")
+	}
+	return nil
+}
+
+// checkDuplicates scans the top level of a JSON object for repeated member
+// names. It only needs to be right for valid JSON: json.Unmarshal rejects the
+// rest afterwards. Names with escapes are unescaped before comparison, so
+// "sub" and "s\u0075b" are the same member.
+func checkDuplicates(b []byte) error {
+	var small [16]string
+	names := small[:0]
+	var many map[string]struct{}
+	seen := func(name string) bool {
+		if many != nil {
+			_, dup := many[name]
+			many[name] = struct{}{}
+			return dup
+		}
+		for _, n := range names {
+			if n == name {
+				return true
+			}
+		}
+		names = append(names, name)
+		if len(names) == len(small) {
+			many = make(map[string]struct{}, 2*len(small))
+			for _, n := range names {
+				many[n] = struct{}{}
+			}
+		}
+		return false
+	}
+
+	depth, expectName := 0, false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; c {
+		case '"':
+			end, escaped := i+1, false
+			for ; end < len(b) && b[end] != '"'; end++ {
+				if b[end] == '\\' {
+					escaped = true
+					end++
+				}
+			}
+			if end >= len(b) {
+				return errors.New("not a JSON object")
+			}
+			if depth == 1 && expectName {
+				name := string(b[i+1 : end])
+				if escaped {
+					if err := json.Unmarshal(b[i:end+1], &name); err != nil {
+						return errors.New("not a JSON object")
+					}
+				}
+				if seen(name) {
+					return errors.New("duplicate member")
+				}
+				expectName = false
+			}
+			i = end
+		case '{', '[':
+			depth++
+			if depth == 1 {
+				if c != '{' {
+					return errors.New("not a JSON object")
+				}
+				expectName = true
+			}
+		case '}', ']':
+			depth--
+		case ',':
+			if depth == 1 {
+				expectName = true
+			}
+		}
+	}
+	return nil
+}
