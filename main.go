@@ -18,20 +18,18 @@ import (
 	"github.com/go-logr/zapr"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
+	"github.com/authframework/authframework/controllers"
 )
 
 const usage = `authframework — a Kubernetes-native token authority for machine identities.
@@ -144,7 +142,6 @@ func setupManager(opts managerOptions) (ctrl.Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading kubeconfig: %w", err)
 	}
-	managed := labels.SelectorFromSet(labels.Set{authv1alpha1.LabelManagedBy: authv1alpha1.ManagedByValue})
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                  newScheme(),
 		Metrics:                 metricsserver.Options{BindAddress: opts.metricsAddr},
@@ -159,16 +156,13 @@ func setupManager(opts managerOptions) (ctrl.Manager, error) {
 		RenewDeadline:                 &opts.renewDeadline,
 		RetryPeriod:                   &opts.retryPeriod,
 		GracefulShutdownTimeout:       &opts.gracefulShutdown,
-		Cache: cache.Options{
-			// The operator reads only the Secrets it owns; caching every Secret
-			// in the cluster would cost memory and widen what it can see.
-			ByObject: map[client.Object]cache.ByObject{
-				&corev1.Secret{}: {Label: managed},
-			},
-		},
+		Cache:                         controllers.CacheOptions(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)
+	}
+	if _, err := controllers.Setup(mgr, controllers.Options{Clock: clock.RealClock{}}); err != nil {
+		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, fmt.Errorf("adding health check: %w", err)

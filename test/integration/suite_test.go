@@ -8,12 +8,17 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"k8s.io/client-go/rest"
+	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -23,6 +28,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
+	"github.com/authframework/authframework/controllers"
 	"github.com/authframework/authframework/test/testenv"
 )
 
@@ -31,6 +37,9 @@ var (
 	k8sClient client.Client
 	testEnv   *envtest.Environment
 	scheme    = runtime.NewScheme()
+	// fakeClock is the controllers' clock; tests step it past schedule times.
+	fakeClock = clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	ctrls     *controllers.Controllers
 	// kubeconfig is a kubeconfig file with system:masters rights on the test
 	// apiserver, for the kubectl tests.
 	kubeconfig string
@@ -94,7 +103,43 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "writing kubeconfig: %v\n", err)
 		return 1
 	}
-	return m.Run()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stopped, err := startManager(ctx)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "starting the manager: %v\n", err)
+		return 1
+	}
+	code := m.Run()
+	cancel()
+	<-stopped
+	return code
+}
+
+// startManager runs the controllers the way main does, on the fake clock.
+func startManager(ctx context.Context) (<-chan struct{}, error) {
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache:                  controllers.CacheOptions(),
+		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		return nil, err
+	}
+	ctrls, err = controllers.Setup(mgr, controllers.Options{Clock: fakeClock})
+	if err != nil {
+		return nil, err
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := mgr.Start(ctx); err != nil {
+			fmt.Fprintf(os.Stderr, "manager stopped: %v\n", err)
+		}
+	}()
+	return done, nil
 }
 
 // newNamespace creates a namespace of its own for one test and deletes it
