@@ -104,6 +104,14 @@ test-integration: $(ENVTEST_TOOLS) $(SETUP_ENVTEST) ## envtest integration tests
 test-e2e: $(ENVTEST_TOOLS) $(AUTHFRAMEWORK) ## End-to-end tests: the built binary and `make run`'s local control plane.
 	go test -count=1 -timeout 20m ./test/e2e/...
 
+.PHONY: bench
+bench: ## Benchmarks of the pure cores (go test -bench); figures in docs/benchmarks.md.
+	go test -run '^$$' -bench . -benchmem -count $(or $(BENCH_COUNT),3) ./internal/...
+
+.PHONY: fuzz
+fuzz: ## Fuzz token verification for FUZZTIME (default 60s).
+	go test -run '^$$' -fuzz FuzzVerify -fuzztime $(or $(FUZZTIME),60s) ./internal/token
+
 ##@ Run
 
 .PHONY: run

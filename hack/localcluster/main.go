@@ -129,8 +129,15 @@ func run(ctx context.Context, o options) error {
 Try:
   export KUBECONFIG=%[1]s
   %[2]s get authframework
-  %[2]s get tokenpolicies,afrole,afsa,afserver -o wide
+  %[2]s get tokenpolicies -o wide
+  %[2]s get secret orders-platform-signing-keys
   %[2]s explain tokenpolicies.spec.rotation
+
+Rotate the sample policy's signing key now (the new key is published at once
+and signs after the 1h pre-publish lead), then look at its keys:
+  %[2]s annotate tokenpolicy orders-platform auth.authframework.dev/rotate="$(date +%%s)" --overwrite
+  %[2]s get tokenpolicy orders-platform -o jsonpath='{range .status.keys[*]}{.kid}{"\t"}{.state}{"\t"}{.activatesAt}{"\n"}{end}'
+  %[2]s get events --field-selector involvedObject.name=orders-platform
   curl -s http://127.0.0.1:%[3]d/metrics | head
   curl -s %[4]s
 

@@ -107,6 +107,21 @@ func runLocalCluster(t *testing.T, localcluster, stateDir string, sig syscall.Si
 			t.Errorf("the samples were not applied: %s missing from\n%s", want, got)
 		}
 	}
+	// The sample policy gets a signing key, and the rotate annotation
+	// publishes the next one, as the printed instructions promise.
+	jsonpath := func(path string) string {
+		return kubectl("get", "tokenpolicy", "orders-platform", "-o", "jsonpath="+path)
+	}
+	waitUntil(t, "the sample policy has an active key", func() bool { return jsonpath("{.status.activeKeyID}") != "" })
+	active := jsonpath("{.status.activeKeyID}")
+	kubectl("annotate", "tokenpolicy", "orders-platform", "auth.authframework.dev/rotate=e2e", "--overwrite")
+	waitUntil(t, "the rotate annotation publishes a new key", func() bool {
+		return strings.Contains(jsonpath("{.status.keys[*].state}"), "Published") && jsonpath("{.status.lastRotateRequest}") == "e2e"
+	})
+	if got := jsonpath("{.status.activeKeyID}"); got != active {
+		t.Errorf("the active key changed at once (%s -> %s); it must wait for the pre-publish lead", active, got)
+	}
+
 	// The manager holds the leader election lease and says so in its metrics.
 	holder := kubectl("get", "lease", "-n", "default", "authframework-manager.auth.authframework.dev", "-o", "jsonpath={.spec.holderIdentity}")
 	if holder == "" {
@@ -143,6 +158,17 @@ func runLocalCluster(t *testing.T, localcluster, stateDir string, sig syscall.Si
 	}
 	if _, err := os.Stat(kubeconfig); err == nil {
 		t.Errorf("the kubeconfig of a stopped cluster was left at %s", kubeconfig)
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

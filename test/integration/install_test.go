@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +14,9 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
 	"github.com/authframework/authframework/test/testenv"
 )
 
@@ -132,6 +135,22 @@ func TestKubectl(t *testing.T) {
 			t.Errorf("`kubectl get tpol` lacks %q:\n%s", col, out)
 		}
 	}
+
+	// The controller gives the sample policy a key; the columns show it.
+	eventually(t, "kubectl shows the active key", func() error {
+		var p authv1alpha1.TokenPolicy
+		if err := k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "orders-platform"}, &p); err != nil {
+			return err
+		}
+		if p.Status.ActiveKeyID == "" {
+			return fmt.Errorf("no active key yet")
+		}
+		out := kubectl(t, "get", "tpol", "orders-platform", "-n", ns)
+		if !strings.Contains(out, p.Status.ActiveKeyID) || !strings.Contains(out, "True") {
+			return fmt.Errorf("`kubectl get tpol` does not show active key %s and Ready:\n%s", p.Status.ActiveKeyID, out)
+		}
+		return nil
+	})
 
 	out = kubectl(t, "explain", "tokenpolicies.spec")
 	for _, want := range []string{"issuer", "is the `iss` claim of every token", "audiences", "rotation", "accessTokenTTL", "How long an access token lives"} {
