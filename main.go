@@ -7,6 +7,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -69,17 +70,17 @@ func run(args []string, stderr io.Writer) error {
 
 // managerOptions are the manager's flags.
 type managerOptions struct {
-	metricsAddr         string
-	probeAddr           string
-	leaderElect         bool
-	leaderElectionID    string
-	leaderElectionNS    string
-	leaseDuration       time.Duration
-	renewDeadline       time.Duration
-	retryPeriod         time.Duration
-	gracefulShutdown    time.Duration
-	maxConcurrentReconc int
-	log                 logOptions
+	metricsAddr             string
+	probeAddr               string
+	leaderElect             bool
+	leaderElectionID        string
+	leaderElectionNS        string
+	leaseDuration           time.Duration
+	renewDeadline           time.Duration
+	retryPeriod             time.Duration
+	gracefulShutdown        time.Duration
+	maxConcurrentReconciles int
+	log                     logOptions
 }
 
 func (o *managerOptions) bind(fs *flag.FlagSet) {
@@ -92,6 +93,7 @@ func (o *managerOptions) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.renewDeadline, "leader-election-renew-deadline", 10*time.Second, "How long the leader keeps trying to renew before it gives up leadership.")
 	fs.DurationVar(&o.retryPeriod, "leader-election-retry-period", 2*time.Second, "How often leader election is retried.")
 	fs.DurationVar(&o.gracefulShutdown, "graceful-shutdown-timeout", 30*time.Second, "How long running reconciles may take to finish on shutdown.")
+	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "ServiceAccounts reconciled in parallel.")
 	o.log.bind(fs)
 }
 
@@ -116,13 +118,14 @@ func runManager(args []string, stderr io.Writer) error {
 	klog.SetLogger(logger)
 	setupLog := logger.WithName("setup")
 
-	mgr, err := setupManager(opts)
+	ctx := ctrl.SetupSignalHandler()
+	mgr, err := setupManager(ctx, opts)
 	if err != nil {
 		setupLog.Error(err, "unable to set up the manager")
 		return err
 	}
 	setupLog.Info("starting manager", "leaderElection", opts.leaderElect, "metricsAddress", opts.metricsAddr, "probeAddress", opts.probeAddr)
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+	if err := mgr.Start(ctx); err != nil {
 		setupLog.Error(err, "manager stopped with an error")
 		return err
 	}
@@ -137,7 +140,7 @@ func newScheme() *runtime.Scheme {
 	return s
 }
 
-func setupManager(opts managerOptions) (ctrl.Manager, error) {
+func setupManager(ctx context.Context, opts managerOptions) (ctrl.Manager, error) {
 	restConfig, err := ctrl.GetConfig()
 	if err != nil {
 		return nil, fmt.Errorf("loading kubeconfig: %w", err)
@@ -161,7 +164,7 @@ func setupManager(opts managerOptions) (ctrl.Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)
 	}
-	if _, err := controllers.Setup(mgr, controllers.Options{Clock: clock.RealClock{}}); err != nil {
+	if _, err := controllers.Setup(ctx, mgr, controllers.Options{Clock: clock.RealClock{}, MaxConcurrentReconciles: opts.maxConcurrentReconciles}); err != nil {
 		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

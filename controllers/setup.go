@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
@@ -29,16 +30,21 @@ func CacheOptions() cache.Options {
 type Options struct {
 	// Clock is injected so tests can step time; the real clock in production.
 	Clock clock.PassiveClock
+	// MaxConcurrentReconciles of the ServiceAccount controller, the one with
+	// thousands of objects.
+	MaxConcurrentReconciles int
 }
 
 // Controllers are the reconcilers Setup registered, for tests that need to
 // reach into them.
 type Controllers struct {
-	TokenPolicy *TokenPolicyReconciler
+	TokenPolicy    *TokenPolicyReconciler
+	ServiceAccount *ServiceAccountReconciler
+	Role           *RoleReconciler
 }
 
 // Setup registers every reconciler and its metrics with the manager.
-func Setup(mgr ctrl.Manager, opts Options) (*Controllers, error) {
+func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Controllers, error) {
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
@@ -57,5 +63,22 @@ func Setup(mgr ctrl.Manager, opts Options) (*Controllers, error) {
 	if err := tp.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the TokenPolicy controller: %w", err)
 	}
-	return &Controllers{TokenPolicy: tp}, nil
+	if err := IndexServiceAccounts(ctx, mgr); err != nil {
+		return nil, fmt.Errorf("indexing ServiceAccounts: %w", err)
+	}
+	sa := &ServiceAccountReconciler{
+		Client:                  mgr.GetClient(),
+		APIReader:               mgr.GetAPIReader(),
+		Clock:                   opts.Clock,
+		Recorder:                mgr.GetEventRecorder("serviceaccount-controller"),
+		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+	}
+	if err := sa.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up the ServiceAccount controller: %w", err)
+	}
+	role := &RoleReconciler{Client: mgr.GetClient(), Clock: opts.Clock, Recorder: mgr.GetEventRecorder("role-controller")}
+	if err := role.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up the Role controller: %w", err)
+	}
+	return &Controllers{TokenPolicy: tp, ServiceAccount: sa, Role: role}, nil
 }

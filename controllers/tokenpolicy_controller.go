@@ -189,6 +189,7 @@ func (r *TokenPolicyReconciler) writeKeySecret(ctx context.Context, policy *auth
 	}
 	secret.Labels[authv1alpha1.LabelManagedBy] = authv1alpha1.ManagedByValue
 	secret.Labels[LabelTokenPolicy] = policy.Name
+	secret.Labels[LabelSecretRole] = SecretRoleSigningKeys
 	secret.Type = corev1.SecretTypeOpaque
 	secret.Data = map[string][]byte{KeySetDataKey: data}
 	if err := controllerutil.SetControllerReference(policy, secret, r.Scheme()); err != nil {

@@ -128,7 +128,7 @@ func startManager(ctx context.Context) (<-chan struct{}, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctrls, err = controllers.Setup(mgr, controllers.Options{Clock: fakeClock})
+	ctrls, err = controllers.Setup(ctx, mgr, controllers.Options{Clock: fakeClock, MaxConcurrentReconciles: 4})
 	if err != nil {
 		return nil, err
 	}

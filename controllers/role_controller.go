@@ -1,0 +1,114 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
+	"github.com/authframework/authframework/internal/authz"
+)
+
+// maxListedAccounts bounds status.serviceAccounts.
+const maxListedAccounts = 100
+
+// RoleReconciler checks what the schema cannot (duplicate rules, patterns
+// that can never match) and reports which ServiceAccounts use each Role.
+// Accounts follow changes of their Roles through their own watch.
+type RoleReconciler struct {
+	client.Client
+	Clock    clock.PassiveClock
+	Recorder events.EventRecorder
+}
+
+// +kubebuilder:rbac:groups=auth.authframework.dev,resources=roles,verbs=get;list;watch
+// +kubebuilder:rbac:groups=auth.authframework.dev,resources=roles/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=auth.authframework.dev,resources=serviceaccounts,verbs=get;list;watch
+
+// Reconcile lints the role and counts its accounts.
+func (r *RoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var role authv1alpha1.Role
+	if err := r.Get(ctx, req.NamespacedName, &role); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	var users authv1alpha1.ServiceAccountList
+	if err := r.List(ctx, &users, client.InNamespace(role.Namespace), client.MatchingFields{IndexRoles: role.Name}); err != nil {
+		return ctrl.Result{}, err
+	}
+	names := make([]string, 0, len(users.Items))
+	for _, sa := range users.Items {
+		names = append(names, sa.Name)
+	}
+	slices.Sort(names)
+
+	problems, warnings := authz.Lint(role.Spec.Permissions, routesOf(&role))
+	before := role.DeepCopy()
+	now := r.Clock.Now().UTC().Truncate(time.Second)
+	role.Status.ObservedGeneration = role.Generation
+	role.Status.ServiceAccountCount = int32(len(names))
+	role.Status.ServiceAccounts = names[:min(len(names), maxListedAccounts)]
+	switch {
+	case len(problems) > 0:
+		msg := strings.Join(problems, "; ")
+		setCondition(&role.Status.Conditions, role.Generation, now, authv1alpha1.ConditionReady, metav1.ConditionFalse, authv1alpha1.ReasonInvalidSpec, msg)
+		if old := before.Status.Conditions; !conditionIs(old, authv1alpha1.ReasonInvalidSpec, msg) {
+			r.Recorder.Eventf(&role, nil, corev1.EventTypeWarning, authv1alpha1.ReasonInvalidSpec, "Validate", "%s", msg)
+		}
+	default:
+		msg := fmt.Sprintf("%d permission(s), %d route rule(s), used by %d ServiceAccount(s)", len(role.Spec.Permissions), len(role.Spec.Routes), len(names))
+		if len(warnings) > 0 {
+			msg += "; note: " + strings.Join(warnings, "; ")
+		}
+		setCondition(&role.Status.Conditions, role.Generation, now, authv1alpha1.ConditionReady, metav1.ConditionTrue, authv1alpha1.ReasonReconciled, msg)
+	}
+	if equalStatus(before.Status, role.Status) {
+		return ctrl.Result{}, nil
+	}
+	return ctrl.Result{}, r.Status().Patch(ctx, &role, client.MergeFrom(before))
+}
+
+func conditionIs(conds []metav1.Condition, reason, msg string) bool {
+	for _, c := range conds {
+		if c.Type == authv1alpha1.ConditionReady {
+			return c.Reason == reason && c.Message == msg
+		}
+	}
+	return false
+}
+
+func routesOf(role *authv1alpha1.Role) []authz.Route {
+	out := make([]authz.Route, 0, len(role.Spec.Routes))
+	for _, rr := range role.Spec.Routes {
+		out = append(out, authz.Route{Hosts: rr.Hosts, Paths: rr.Paths, Methods: rr.Methods})
+	}
+	return out
+}
+
+// SetupWithManager watches Roles and the accounts that name them; an update
+// of an account re-counts both its old and its new roles.
+func (r *RoleReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&authv1alpha1.Role{}).
+		Watches(&authv1alpha1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			sa := o.(*authv1alpha1.ServiceAccount)
+			reqs := make([]reconcile.Request, 0, len(sa.Spec.Roles))
+			for _, name := range sa.Spec.Roles {
+				reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: sa.Namespace, Name: name}})
+			}
+			return reqs
+		})).
+		Named("role").
+		Complete(r)
+}

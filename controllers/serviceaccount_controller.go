@@ -1,0 +1,501 @@
+package controllers
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
+	"github.com/authframework/authframework/internal/authz"
+	"github.com/authframework/authframework/internal/credentials"
+	"github.com/authframework/authframework/internal/keys"
+	"github.com/authframework/authframework/internal/rotation"
+	"github.com/authframework/authframework/internal/token"
+)
+
+// Field indexes on ServiceAccounts: who references a Role, who a TokenPolicy.
+const (
+	IndexRoles       = "spec.roles"
+	IndexTokenPolicy = "spec.tokenPolicyRef.name"
+)
+
+// ServiceAccountReconciler keeps an account's credentials Secret (client id
+// and secret, for the workload), its verifier Secret (hashes only, for the
+// auth server), its optional token Secret, and a status with the resolved
+// roles and permissions.
+type ServiceAccountReconciler struct {
+	client.Client
+	// APIReader reads the account past the cache: its status holds the
+	// secret schedule, and a stale copy would rotate twice.
+	APIReader client.Reader
+	Clock     clock.PassiveClock
+	Recorder  events.EventRecorder
+	// Rand is the entropy for secrets and token ids; crypto/rand when nil.
+	Rand                    io.Reader
+	MaxConcurrentReconciles int
+}
+
+// +kubebuilder:rbac:groups=auth.authframework.dev,resources=serviceaccounts,verbs=get;list;watch
+// +kubebuilder:rbac:groups=auth.authframework.dev,resources=serviceaccounts/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=auth.authframework.dev,resources=roles,verbs=get;list;watch
+// +kubebuilder:rbac:groups=auth.authframework.dev,resources=tokenpolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
+
+// accountView is what Reconcile gathered about one account.
+type accountView struct {
+	sa          *authv1alpha1.ServiceAccount
+	policy      *authv1alpha1.TokenPolicy
+	roles       []string
+	missing     []string
+	permissions []string
+	now         time.Time
+}
+
+// Reconcile gathers the account, its policy and roles, then writes its
+// Secrets and status, and requeues at the next secret rotation or token
+// refresh.
+func (r *ServiceAccountReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var sa authv1alpha1.ServiceAccount
+	if err := r.APIReader.Get(ctx, req.NamespacedName, &sa); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !sa.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil // owned Secrets go with it
+	}
+	v, err := r.gather(ctx, &sa)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	before := sa.DeepCopy()
+
+	secretNext, err := r.reconcileClientSecret(ctx, v)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	tokenNext, tokenErr := r.reconcileTokenSecret(ctx, v)
+	if tokenErr != nil && !isStalled(tokenErr) {
+		return ctrl.Result{}, tokenErr
+	}
+	r.summarise(v, before, tokenErr)
+	if !equalStatus(before.Status, sa.Status) {
+		if err := r.Status().Patch(ctx, &sa, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	next := secretNext
+	if !tokenNext.IsZero() && tokenNext.Before(next) {
+		next = tokenNext
+	}
+	return ctrl.Result{RequeueAfter: requeueAfter(next, v.now)}, nil
+}
+
+// gather resolves the account's policy and roles from the cache.
+func (r *ServiceAccountReconciler) gather(ctx context.Context, sa *authv1alpha1.ServiceAccount) (*accountView, error) {
+	v := &accountView{sa: sa, now: r.Clock.Now().UTC().Truncate(time.Second)}
+	var policy authv1alpha1.TokenPolicy
+	switch err := r.Get(ctx, types.NamespacedName{Namespace: sa.Namespace, Name: sa.Spec.TokenPolicyRef.Name}, &policy); {
+	case err == nil:
+		v.policy = &policy
+	case !apierrors.IsNotFound(err):
+		return nil, err
+	}
+	var perms [][]string
+	for _, name := range sortedCopy(sa.Spec.Roles) {
+		var role authv1alpha1.Role
+		switch err := r.Get(ctx, types.NamespacedName{Namespace: sa.Namespace, Name: name}, &role); {
+		case err == nil:
+			v.roles = append(v.roles, name)
+			perms = append(perms, role.Spec.Permissions)
+		case apierrors.IsNotFound(err):
+			v.missing = append(v.missing, name)
+		default:
+			return nil, err
+		}
+	}
+	v.permissions = authz.Union(perms...)
+	return v, nil
+}
+
+// reconcileClientSecret applies the client secret schedule: verifier first,
+// then the plaintext for the workload, so the auth server never refuses a
+// secret the workload already holds.
+func (r *ServiceAccountReconciler) reconcileClientSecret(ctx context.Context, v *accountView) (time.Time, error) {
+	sa := v.sa
+	creds, err := r.getSecret(ctx, sa.Namespace, sa.Name+CredentialsSecretSuffix)
+	if err != nil {
+		return time.Time{}, err
+	}
+	verifierSecret, err := r.getSecret(ctx, sa.Namespace, sa.Name+VerifierSecretSuffix)
+	if err != nil {
+		return time.Time{}, err
+	}
+	delivered := ""
+	if creds != nil {
+		delivered = string(creds.Data[ClientSecretKey])
+	}
+	state := secretStateFromStatus(&sa.Status)
+	if delivered == "" {
+		state = credentials.SecretState{} // the plaintext is gone: start over
+	}
+	rotateReq := sa.Annotations[authv1alpha1.AnnotationRotate]
+	revokeReq := sa.Annotations[authv1alpha1.AnnotationRevokePreviousSecret]
+	d := credentials.SecretPlan(credentials.SecretInput{
+		State:          state,
+		Period:         sa.Spec.ClientSecretRotation.Period.Duration,
+		Grace:          sa.Spec.ClientSecretRotation.GracePeriod.Duration,
+		Now:            v.now,
+		Rotate:         rotateReq != "" && rotateReq != sa.Status.LastRotateRequest,
+		RevokePrevious: revokeReq != "" && revokeReq != sa.Status.LastRevokeRequest,
+	})
+	fresh := delivered
+	if d.Rotate {
+		if fresh, err = credentials.NewSecret(r.entropy()); err != nil {
+			return time.Time{}, err
+		}
+	}
+	verifier := nextVerifier(verifierOf(verifierSecret), d, delivered, fresh)
+	if verifier.Current == "" {
+		verifier.Current = credentials.Hash(fresh) // a lost verifier is rebuilt from the plaintext
+	}
+	vb, _ := json.Marshal(verifier)
+	if err := r.writeSecret(ctx, sa, verifierSecret, sa.Name+VerifierSecretSuffix, SecretRoleVerifier, nil, map[string][]byte{VerifierKey: vb, ClientIDKey: []byte(clientID(sa))}); err != nil {
+		return time.Time{}, err
+	}
+	if err := r.writeSecret(ctx, sa, creds, sa.Name+CredentialsSecretSuffix, SecretRoleCredentials, nil, map[string][]byte{ClientIDKey: []byte(clientID(sa)), ClientSecretKey: []byte(fresh)}); err != nil {
+		return time.Time{}, err
+	}
+	if d.Rotate && !state.CurrentSince.IsZero() {
+		until := "now (no grace period)"
+		if !d.State.PreviousUntil.IsZero() {
+			until = d.State.PreviousUntil.Format(time.RFC3339)
+		}
+		r.Recorder.Eventf(sa, nil, corev1.EventTypeNormal, authv1alpha1.ReasonSecretRotated, "Rotate", "new client secret written; the previous one works until %s", until)
+	}
+	if d.DropPrevious && revokeReq != "" && revokeReq != sa.Status.LastRevokeRequest {
+		r.Recorder.Eventf(sa, nil, corev1.EventTypeWarning, authv1alpha1.ReasonSecretRevoked, "Revoke", "previous client secret revoked before its grace period ended")
+	}
+
+	st := &sa.Status
+	st.ClientID = clientID(sa)
+	st.CredentialsSecretName = sa.Name + CredentialsSecretSuffix
+	st.SecretRotatedAt = metaTimeOf(d.State.CurrentSince)
+	st.PreviousSecretExpiresAt = metaTimeOf(d.State.PreviousUntil)
+	st.NextSecretRotation = metaTimeOf(d.State.CurrentSince.Add(sa.Spec.ClientSecretRotation.Period.Duration))
+	if rotateReq != "" {
+		st.LastRotateRequest = rotateReq
+	}
+	if revokeReq != "" {
+		st.LastRevokeRequest = revokeReq
+	}
+	return d.Next, nil
+}
+
+// errStalled marks a problem only a spec change can fix: a condition, not a
+// retry.
+type errStalled struct{ reason, msg string }
+
+func (e *errStalled) Error() string { return e.msg }
+
+func isStalled(err error) bool {
+	var s *errStalled
+	return errors.As(err, &s)
+}
+
+// reconcileTokenSecret keeps a fresh access token in the token Secret when
+// one is asked for, re-minting at 80% of its lifetime, when its key is no
+// longer published, or when its claims change.
+func (r *ServiceAccountReconciler) reconcileTokenSecret(ctx context.Context, v *accountView) (time.Time, error) {
+	sa := v.sa
+	st := &sa.Status
+	if sa.Spec.TokenSecret == nil {
+		if st.TokenSecretName != "" {
+			if err := r.deleteOwned(ctx, sa, st.TokenSecretName); err != nil {
+				return time.Time{}, err
+			}
+		}
+		st.TokenSecretName, st.TokenExpiresAt, st.TokenRefreshAt = "", nil, nil
+		return time.Time{}, nil
+	}
+	if sa.Spec.Disabled || v.policy == nil || v.policy.Status.ActiveKeyID == "" {
+		return time.Time{}, nil // nothing to mint with, or nothing to mint for
+	}
+	p := v.policy
+	audience := sa.Spec.TokenSecret.Audience
+	if audience == "" {
+		audience = p.Spec.Audiences[0]
+	}
+	if !slices.Contains(p.Spec.Audiences, audience) {
+		return time.Time{}, &errStalled{authv1alpha1.ReasonInvalidSpec, fmt.Sprintf("tokenSecret.audience %q is not one of TokenPolicy %s's audiences", audience, p.Name)}
+	}
+	perms := v.permissions
+	if req := sa.Spec.TokenSecret.Permissions; len(req) > 0 {
+		var denied []string
+		perms, denied = authz.Narrow(v.permissions, req)
+		if len(denied) > 0 {
+			return time.Time{}, &errStalled{authv1alpha1.ReasonInvalidSpec, fmt.Sprintf("tokenSecret.permissions asks for permissions the account's roles do not grant: %s", joinOrNone(denied))}
+		}
+	}
+	hash := claimsHash(clientID(sa), audience, perms, v.roles, sa.Spec.ExtraClaims, p.Spec.Issuer, p.Spec.AccessTokenTTL.Duration)
+
+	name := tokenSecretName(sa)
+	existing, err := r.getSecret(ctx, sa.Namespace, name)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if st.TokenSecretName != "" && st.TokenSecretName != name {
+		if err := r.deleteOwned(ctx, sa, st.TokenSecretName); err != nil {
+			return time.Time{}, err
+		}
+	}
+	refreshAt := timeOf(st.TokenRefreshAt)
+	plan := credentials.TokenInput{Now: v.now, RefreshAt: refreshAt}
+	if existing != nil && len(existing.Data[TokenKey]) > 0 && existing.Annotations[AnnotationTokenRefresh] == refreshAt.Format(time.RFC3339) {
+		plan.Has = true
+		plan.ClaimsCurrent = existing.Annotations[AnnotationClaimsHash] == hash
+		plan.KeyPublished = keyPublished(p, tokenKeyID(string(existing.Data[TokenKey])))
+	}
+	if !credentials.TokenPlan(plan) {
+		return refreshAt, nil
+	}
+	raw, claims, err := r.mint(ctx, v, audience, perms)
+	if err != nil {
+		return time.Time{}, err
+	}
+	exp := claims.Expiry.Time().UTC()
+	refreshAt = credentials.RefreshAt(claims.IssuedAt.Time(), exp)
+	ann := map[string]string{
+		AnnotationClaimsHash:   hash,
+		AnnotationTokenExpires: exp.Format(time.RFC3339),
+		AnnotationTokenRefresh: refreshAt.UTC().Format(time.RFC3339),
+	}
+	if err := r.writeSecret(ctx, sa, existing, name, SecretRoleToken, ann, map[string][]byte{TokenKey: []byte(raw)}); err != nil {
+		return time.Time{}, err
+	}
+	st.TokenSecretName = name
+	st.TokenExpiresAt = metaTimeOf(exp)
+	st.TokenRefreshAt = metaTimeOf(refreshAt.UTC())
+	return refreshAt, nil
+}
+
+// mint signs a token with the policy's active key, read from its key Secret.
+func (r *ServiceAccountReconciler) mint(ctx context.Context, v *accountView, audience string, perms []string) (string, token.Claims, error) {
+	p := v.policy
+	keySecret, err := r.getSecret(ctx, p.Namespace, p.Name+KeySecretSuffix)
+	if err != nil || keySecret == nil {
+		return "", token.Claims{}, fmt.Errorf("reading the signing keys of TokenPolicy %s: %v", p.Name, err)
+	}
+	ks, err := keys.ParsePrivate(keySecret.Data[KeySetDataKey])
+	if err != nil {
+		return "", token.Claims{}, fmt.Errorf("signing keys of TokenPolicy %s: %w", p.Name, err)
+	}
+	i := slices.IndexFunc(ks, func(k keys.Key) bool { return k.ID == p.Status.ActiveKeyID })
+	if i < 0 {
+		return "", token.Claims{}, fmt.Errorf("the active key of TokenPolicy %s is not in its key Secret yet", p.Name)
+	}
+	issuer, err := token.NewIssuer(p.Spec.Issuer, p.Spec.AccessTokenTTL.Duration, ks[i], r.Clock)
+	if err != nil {
+		return "", token.Claims{}, err
+	}
+	jti := make([]byte, 16)
+	if _, err := io.ReadFull(r.entropy(), jti); err != nil {
+		return "", token.Claims{}, err
+	}
+	sa := v.sa
+	return issuer.Issue(token.Request{
+		Subject: clientID(sa), ClientID: clientID(sa), Audience: audience, ID: hex.EncodeToString(jti),
+		Permissions: perms, Roles: v.roles, Namespace: sa.Namespace, Extra: sa.Spec.ExtraClaims,
+	})
+}
+
+// summarise writes the resolved view and the conditions, and warns once when
+// a reference becomes unresolved.
+func (r *ServiceAccountReconciler) summarise(v *accountView, before *authv1alpha1.ServiceAccount, tokenErr error) {
+	sa, now, gen := v.sa, v.now, v.sa.Generation
+	st := &sa.Status
+	st.ObservedGeneration = gen
+	st.Roles, st.Permissions = v.roles, v.permissions
+	st.Disabled = sa.Spec.Disabled
+	st.RevokeTokensIssuedBefore = sa.Spec.RevokeTokensIssuedBefore
+
+	policyOK, rolesOK := true, len(v.missing) == 0
+	switch {
+	case v.policy == nil:
+		policyOK = false
+		r.condition(sa, before, authv1alpha1.ConditionPolicyResolved, false, authv1alpha1.ReasonPolicyNotFound, fmt.Sprintf("TokenPolicy %q does not exist in namespace %s", sa.Spec.TokenPolicyRef.Name, sa.Namespace), now)
+	case v.policy.Status.ActiveKeyID == "":
+		policyOK = false
+		r.condition(sa, before, authv1alpha1.ConditionPolicyResolved, false, authv1alpha1.ReasonPolicyNotReady, fmt.Sprintf("TokenPolicy %q has no active signing key yet", v.policy.Name), now)
+	default:
+		r.condition(sa, before, authv1alpha1.ConditionPolicyResolved, true, authv1alpha1.ReasonReconciled, fmt.Sprintf("TokenPolicy %q signs this account's tokens with key %s", v.policy.Name, v.policy.Status.ActiveKeyID), now)
+	}
+	if rolesOK {
+		r.condition(sa, before, authv1alpha1.ConditionRolesResolved, true, authv1alpha1.ReasonReconciled, fmt.Sprintf("roles: %s", joinOrNone(v.roles)), now)
+	} else {
+		r.condition(sa, before, authv1alpha1.ConditionRolesResolved, false, authv1alpha1.ReasonRoleNotFound, fmt.Sprintf("Roles not found in namespace %s: %s; their permissions are not granted until they exist", sa.Namespace, joinOrNone(v.missing)), now)
+	}
+	r.condition(sa, before, authv1alpha1.ConditionCredentialsReady, true, authv1alpha1.ReasonReconciled, fmt.Sprintf("client secret in Secret %s", st.CredentialsSecretName), now)
+
+	var stalled *errStalled
+	switch {
+	case errors.As(tokenErr, &stalled):
+		r.condition(sa, before, authv1alpha1.ConditionReady, false, stalled.reason, stalled.msg, now)
+	case !policyOK || !rolesOK:
+		r.condition(sa, before, authv1alpha1.ConditionReady, false, authv1alpha1.ReasonReconciling, "waiting for the referenced TokenPolicy and Roles (see PolicyResolved and RolesResolved)", now)
+	case sa.Spec.Disabled:
+		r.condition(sa, before, authv1alpha1.ConditionReady, true, authv1alpha1.ReasonDisabled, "the account is disabled: its credentials are kept but the auth server refuses its token requests and tokens", now)
+	default:
+		r.condition(sa, before, authv1alpha1.ConditionReady, true, authv1alpha1.ReasonReconciled, "credentials are current and every reference is resolved", now)
+	}
+}
+
+// condition sets a condition and emits a Warning event when it turns false
+// with a new reason, so a missing reference is announced once, not on every
+// reconcile.
+func (r *ServiceAccountReconciler) condition(sa, before *authv1alpha1.ServiceAccount, typ string, ok bool, reason, msg string, now time.Time) {
+	status := metav1.ConditionTrue
+	if !ok {
+		status = metav1.ConditionFalse
+		if old := meta.FindStatusCondition(before.Status.Conditions, typ); old == nil || old.Status != status || old.Reason != reason {
+			if typ != authv1alpha1.ConditionReady {
+				r.Recorder.Eventf(sa, nil, corev1.EventTypeWarning, reason, "Resolve", "%s", msg)
+			}
+		}
+	}
+	setCondition(&sa.Status.Conditions, sa.Generation, now, typ, status, reason, msg)
+}
+
+func (r *ServiceAccountReconciler) entropy() io.Reader {
+	if r.Rand != nil {
+		return r.Rand
+	}
+	return rand.Reader
+}
+
+// getSecret reads a Secret from the cache; nil when it does not exist.
+func (r *ServiceAccountReconciler) getSecret(ctx context.Context, ns, name string) (*corev1.Secret, error) {
+	var s corev1.Secret
+	if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &s); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return &s, nil
+}
+
+// writeSecret creates or updates an owned Secret when its data or
+// annotations differ.
+func (r *ServiceAccountReconciler) writeSecret(ctx context.Context, sa *authv1alpha1.ServiceAccount, existing *corev1.Secret, name, role string, ann map[string]string, data map[string][]byte) error {
+	want := ownedSecret(sa, name, role)
+	want.Annotations = ann
+	want.Data = data
+	if existing != nil {
+		same := equalStatus(existing.Data, data) && equalStatus(existing.Labels, want.Labels)
+		for k, v := range ann {
+			same = same && existing.Annotations[k] == v
+		}
+		if same && metav1.IsControlledBy(existing, sa) {
+			return nil
+		}
+		want.ResourceVersion = existing.ResourceVersion
+	}
+	if err := controllerutil.SetControllerReference(sa, want, r.Scheme()); err != nil {
+		return err
+	}
+	if want.ResourceVersion == "" {
+		return r.Create(ctx, want)
+	}
+	return r.Update(ctx, want)
+}
+
+func (r *ServiceAccountReconciler) deleteOwned(ctx context.Context, sa *authv1alpha1.ServiceAccount, name string) error {
+	s, err := r.getSecret(ctx, sa.Namespace, name)
+	if err != nil || s == nil || !metav1.IsControlledBy(s, sa) {
+		return err
+	}
+	return client.IgnoreNotFound(r.Delete(ctx, s))
+}
+
+// keyPublished reports whether kid is a key the policy still publishes.
+func keyPublished(p *authv1alpha1.TokenPolicy, kid string) bool {
+	for _, k := range p.Status.Keys {
+		if k.KeyID == kid {
+			return rotation.State(k.State).Publishes()
+		}
+	}
+	return false
+}
+
+// tokenKeyID reads the kid from a token we minted ourselves.
+func tokenKeyID(raw string) string {
+	jws, err := jose.ParseSignedCompact(raw, keys.Algorithms)
+	if err != nil || len(jws.Signatures) != 1 {
+		return ""
+	}
+	return jws.Signatures[0].Header.KeyID
+}
+
+// SetupWithManager watches accounts, their Secrets, and the Roles and
+// TokenPolicies they reference, through field indexes.
+func (r *ServiceAccountReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&authv1alpha1.ServiceAccount{}).
+		Owns(&corev1.Secret{}).
+		Watches(&authv1alpha1.Role{}, handler.EnqueueRequestsFromMapFunc(r.referencing(IndexRoles))).
+		Watches(&authv1alpha1.TokenPolicy{}, handler.EnqueueRequestsFromMapFunc(r.referencing(IndexTokenPolicy))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1)}).
+		Named("serviceaccount").
+		Complete(r)
+}
+
+// referencing maps a Role or TokenPolicy to the accounts that reference it.
+func (r *ServiceAccountReconciler) referencing(index string) handler.MapFunc {
+	return func(ctx context.Context, obj client.Object) []reconcile.Request {
+		var list authv1alpha1.ServiceAccountList
+		if err := r.List(ctx, &list, client.InNamespace(obj.GetNamespace()), client.MatchingFields{index: obj.GetName()}); err != nil {
+			log.FromContext(ctx).Error(err, "listing referencing ServiceAccounts", "index", index)
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(list.Items))
+		for _, sa := range list.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&sa)})
+		}
+		return reqs
+	}
+}
+
+// IndexServiceAccounts registers the field indexes the controllers look
+// accounts up by.
+func IndexServiceAccounts(ctx context.Context, mgr ctrl.Manager) error {
+	idx := mgr.GetFieldIndexer()
+	if err := idx.IndexField(ctx, &authv1alpha1.ServiceAccount{}, IndexRoles, func(o client.Object) []string {
+		return o.(*authv1alpha1.ServiceAccount).Spec.Roles
+	}); err != nil {
+		return err
+	}
+	return idx.IndexField(ctx, &authv1alpha1.ServiceAccount{}, IndexTokenPolicy, func(o client.Object) []string {
+		return []string{o.(*authv1alpha1.ServiceAccount).Spec.TokenPolicyRef.Name}
+	})
+}
