@@ -39,6 +39,7 @@ TOOLS := $(ENVTEST_TOOLS) $(KUBE_CONTROLLER_MANAGER) $(KUBE_SCHEDULER) $(KWOK) \
 export KUBEBUILDER_ASSETS = $(K8S_BIN)
 export AUTHFRAMEWORK_BIN = $(AUTHFRAMEWORK)
 export AUTHFRAMEWORK_KUBECTL = $(KUBECTL)
+export AUTHFRAMEWORK_KUBE_CONTROLLER_MANAGER = $(KUBE_CONTROLLER_MANAGER)
 
 UNIT_PKGS = $(shell go list ./... | grep -v /test/)
 
@@ -96,12 +97,12 @@ test-unit: ## Unit tests of the pure packages (no control plane).
 	go test -race -count=1 $(UNIT_PKGS)
 
 .PHONY: test-integration
-test-integration: $(ENVTEST_TOOLS) $(SETUP_ENVTEST) ## envtest integration tests against a real kube-apiserver and etcd.
+test-integration: $(ENVTEST_TOOLS) $(KUBE_CONTROLLER_MANAGER) $(SETUP_ENVTEST) ## envtest integration tests against a real kube-apiserver and etcd.
 	@echo "KUBEBUILDER_ASSETS=$$($(SETUP_ENVTEST) use $(K8S_VERSION) --bin-dir $(BIN) -i -p path)"
 	go test -count=1 -timeout 20m ./test/integration/...
 
 .PHONY: test-e2e
-test-e2e: $(ENVTEST_TOOLS) $(AUTHFRAMEWORK) ## End-to-end tests: the built binary and `make run`'s local control plane.
+test-e2e: $(ENVTEST_TOOLS) $(KUBE_CONTROLLER_MANAGER) $(AUTHFRAMEWORK) ## End-to-end tests: the built binary and `make run`'s local control plane.
 	go test -count=1 -timeout 20m ./test/e2e/...
 
 .PHONY: bench
@@ -115,9 +116,9 @@ fuzz: ## Fuzz token verification for FUZZTIME (default 60s).
 ##@ Run
 
 .PHONY: run
-run: $(ENVTEST_TOOLS) $(AUTHFRAMEWORK) ## Start a local control plane, install CRDs and samples, run the manager (Ctrl-C stops all).
+run: $(ENVTEST_TOOLS) $(KUBE_CONTROLLER_MANAGER) $(AUTHFRAMEWORK) ## Start a local control plane, install CRDs and samples, run the manager (Ctrl-C stops all).
 	go build -o $(BIN)/localcluster ./hack/localcluster
-	$(BIN)/localcluster --bin-dir $(K8S_BIN) --manager $(AUTHFRAMEWORK) --state-dir $(BIN)/run
+	$(BIN)/localcluster --bin-dir $(K8S_BIN) --manager $(AUTHFRAMEWORK) --kube-controller-manager $(KUBE_CONTROLLER_MANAGER) --state-dir $(BIN)/run
 
 ##@ Tools
 

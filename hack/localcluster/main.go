@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +21,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/authframework/authframework/test/testenv"
 )
 
 type options struct {
@@ -29,6 +32,7 @@ type options struct {
 	repoRoot    string
 	metricsPort int
 	probePort   int
+	kcm         string
 }
 
 func main() {
@@ -37,6 +41,7 @@ func main() {
 	flag.StringVar(&o.manager, "manager", "bin/authframework", "The authframework binary.")
 	flag.StringVar(&o.stateDir, "state-dir", "bin/run", "Where the kubeconfig is written.")
 	flag.StringVar(&o.repoRoot, "repo", ".", "Repository root (for config/).")
+	flag.StringVar(&o.kcm, "kube-controller-manager", "", "kube-controller-manager binary; when set, its garbage collector runs so owner references work as in a cluster.")
 	flag.IntVar(&o.metricsPort, "metrics-port", 8080, "Manager metrics port on 127.0.0.1.")
 	flag.IntVar(&o.probePort, "probe-port", 8081, "Manager health probe port on 127.0.0.1.")
 	flag.Parse()
@@ -95,6 +100,17 @@ func run(ctx context.Context, o options) error {
 	}
 	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
 		return err
+	}
+
+	if o.kcm != "" {
+		stopGC, err := testenv.StartGarbageCollector(o.kcm, kubeconfig, io.Discard)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			say("stopping the garbage collector")
+			stopGC()
+		}()
 	}
 
 	say("applying the samples")

@@ -49,6 +49,7 @@ func runLocalCluster(t *testing.T, localcluster, stateDir string, sig syscall.Si
 		"--repo", testenv.RepoRoot(),
 		"--bin-dir", testenv.K8sBinDir(),
 		"--manager", testenv.Binary(),
+		"--kube-controller-manager", testenv.KubeControllerManager(),
 		"--state-dir", stateDir,
 		"--metrics-port", strconv.Itoa(metricsPort),
 		"--probe-port", strconv.Itoa(probePort),
@@ -122,6 +123,19 @@ func runLocalCluster(t *testing.T, localcluster, stateDir string, sig syscall.Si
 		t.Errorf("the active key changed at once (%s -> %s); it must wait for the pre-publish lead", active, got)
 	}
 
+	// The sample accounts come up Ready with their credentials; the batch job
+	// gets its token Secret.
+	waitUntil(t, "the sample accounts are Ready", func() bool {
+		out := kubectl("get", "serviceaccounts.auth.authframework.dev", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status} {end}")
+		return strings.Contains(out, "billing=True") && strings.Contains(out, "stock-sync=True")
+	})
+	secrets := kubectl("get", "secrets", "-o", "name")
+	for _, want := range []string{"secret/billing-credentials", "secret/billing-client-verifier", "secret/stock-sync-token"} {
+		if !strings.Contains(secrets, want) {
+			t.Errorf("%s missing from\n%s", want, secrets)
+		}
+	}
+
 	// The manager holds the leader election lease and says so in its metrics.
 	holder := kubectl("get", "lease", "-n", "default", "authframework-manager.auth.authframework.dev", "-o", "jsonpath={.spec.holderIdentity}")
 	if holder == "" {
@@ -136,8 +150,8 @@ func runLocalCluster(t *testing.T, localcluster, stateDir string, sig syscall.Si
 	}
 
 	procs := descendants(cmd.Process.Pid)
-	if len(procs) < 3 {
-		t.Errorf("expected etcd, kube-apiserver and the manager under localcluster, found %v", procs)
+	if len(procs) < 4 {
+		t.Errorf("expected etcd, kube-apiserver, kube-controller-manager and the manager under localcluster, found %v", procs)
 	}
 	if err := cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)

@@ -103,6 +103,19 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "writing kubeconfig: %v\n", err)
 		return 1
 	}
+	gcLog, err := os.Create(filepath.Join(dir, "kube-controller-manager.log"))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gc log: %v\n", err)
+		return 1
+	}
+	defer gcLog.Close()
+	stopGC, err := testenv.StartGarbageCollector(testenv.KubeControllerManager(), kubeconfig, gcLog)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "starting the garbage collector: %v\n", err)
+		return 1
+	}
+	defer stopGC()
+
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stopped, err := startManager(ctx)

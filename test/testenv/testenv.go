@@ -4,9 +4,14 @@
 package testenv
 
 import (
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"syscall"
+	"time"
 )
 
 // RepoRoot is the repository's top directory.
@@ -43,4 +48,41 @@ func Binary() string {
 		return p
 	}
 	return Path("bin", "authframework")
+}
+
+// KubeControllerManager is the kube-controller-manager built for the pinned
+// Kubernetes version. envtest has no controllers of its own; the tests run
+// its garbage collector so owner references do what they do in a cluster.
+func KubeControllerManager() string {
+	if p := os.Getenv("AUTHFRAMEWORK_KUBE_CONTROLLER_MANAGER"); p != "" {
+		return p
+	}
+	return Path("bin", "kube-controller-manager-v1.37.2")
+}
+
+// StartGarbageCollector runs kube-controller-manager bin with only the
+// garbage collector against the cluster of kubeconfig. The returned stop
+// function ends it and waits.
+func StartGarbageCollector(bin, kubeconfig string, logTo io.Writer) (stop func(), err error) {
+	if _, err := os.Stat(bin); err != nil {
+		return nil, fmt.Errorf("kube-controller-manager not built at %s (make tools): %w", bin, err)
+	}
+	cmd := exec.Command(bin, "--kubeconfig", kubeconfig, "--controllers=garbagecollector",
+		"--leader-elect=false", "--secure-port=0", "--concurrent-gc-syncs=5")
+	cmd.Stdout, cmd.Stderr = logTo, logTo
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	return func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}, nil
 }
