@@ -233,6 +233,27 @@ func (v *Verifier) Verify(raw string) (*Claims, error) {
 	return &c, nil
 }
 
+// KeyID reads the kid of a token's header without verifying anything, so a
+// caller can find the policy whose keys verify it. The same size and shape
+// checks as Verify apply first.
+func KeyID(raw string) (string, error) {
+	if len(raw) > DefaultMaxSize {
+		return "", ErrTooLarge
+	}
+	if strings.Count(raw, ".") != 2 {
+		return "", fmt.Errorf("%w: want three parts", ErrMalformed)
+	}
+	headSeg, _, _ := strings.Cut(raw, ".")
+	var h header
+	if err := decodeSegment(headSeg, &h); err != nil {
+		return "", fmt.Errorf("%w: header: %v", ErrMalformed, err)
+	}
+	if h.Kid == "" {
+		return "", ErrMissingKeyID
+	}
+	return h.Kid, nil
+}
+
 func (v *Verifier) allows(alg jose.SignatureAlgorithm) bool {
 	for _, a := range v.Algorithms {
 		if a == alg {

@@ -1,0 +1,54 @@
+package auth
+
+import (
+	"crypto/sha256"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/authframework/authframework/internal/token"
+)
+
+// resultCache remembers verified token claims by SHA-256 of the token, never
+// the token itself. An entry lives no longer than its token and is valid only
+// for the store version it was made at: any change to policies, keys,
+// accounts or verifiers makes it a miss. Revocation is checked on every hit.
+type resultCache struct {
+	lru *lru.Cache[[32]byte, cached]
+}
+
+type cached struct {
+	claims  *token.Claims
+	policy  *Policy
+	expires time.Time
+	version uint64
+}
+
+func newResultCache(size int) *resultCache {
+	if size <= 0 {
+		return &resultCache{}
+	}
+	c, _ := lru.New[[32]byte, cached](size)
+	return &resultCache{lru: c}
+}
+
+func (c *resultCache) get(raw string, version uint64, now time.Time) (cached, [32]byte, bool) {
+	key := sha256.Sum256([]byte(raw))
+	if c.lru == nil {
+		return cached{}, key, false
+	}
+	e, ok := c.lru.Get(key)
+	if !ok || e.version != version || !now.Before(e.expires) {
+		if ok {
+			c.lru.Remove(key)
+		}
+		return cached{}, key, false
+	}
+	return e, key, true
+}
+
+func (c *resultCache) put(key [32]byte, e cached) {
+	if c.lru != nil {
+		c.lru.Add(key, e)
+	}
+}

@@ -1,0 +1,114 @@
+package auth
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/authframework/authframework/internal/keys"
+)
+
+// discovery is the OIDC discovery document of one issuer, enough for
+// standard validators (go-oidc and the like) to find the keys.
+type discovery struct {
+	Issuer                            string   `json:"issuer"`
+	JWKSURI                           string   `json:"jwks_uri"`
+	TokenEndpoint                     string   `json:"token_endpoint"`
+	RevocationEndpoint                string   `json:"revocation_endpoint"`
+	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
+	GrantTypesSupported               []string `json:"grant_types_supported"`
+	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+	ResponseTypesSupported            []string `json:"response_types_supported"`
+	SubjectTypesSupported             []string `json:"subject_types_supported"`
+	IDTokenSigningAlgValuesSupported  []string `json:"id_token_signing_alg_values_supported"`
+}
+
+func (s *Server) policyFor(w http.ResponseWriter, r *http.Request) (*Policy, bool) {
+	p, ok := s.store.PolicyByName(types.NamespacedName{Namespace: r.PathValue("namespace"), Name: r.PathValue("policy")})
+	if !ok || len(p.Published) == 0 {
+		s.writeAPIError(w, r, http.StatusNotFound, "not_found", "no such issuer", nil, 0)
+		return nil, false
+	}
+	return p, true
+}
+
+// cacheFor is how long verifiers may cache the JWKS: shorter than the
+// pre-publish lead, so a cached set always holds the next key before it
+// signs.
+func cacheFor(p *Policy) string {
+	age := min(p.PrePublish/2, 5*time.Minute)
+	return fmt.Sprintf("public, max-age=%d", max(int(age/time.Second), 0))
+}
+
+func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.policyFor(w, r)
+	if !ok {
+		return
+	}
+	base := serverBase(r)
+	algs := []string{string(p.Algorithm)}
+	for _, k := range p.Published {
+		if a := string(k.Algorithm); !contains(algs, a) {
+			algs = append(algs, a)
+		}
+	}
+	w.Header().Set("Cache-Control", cacheFor(p))
+	writeJSON(w, http.StatusOK, discovery{
+		Issuer:                            p.Issuer,
+		JWKSURI:                           base + "/issuers/" + p.Key.Namespace + "/" + p.Key.Name + "/jwks.json",
+		TokenEndpoint:                     base + "/token",
+		RevocationEndpoint:                base + "/revoke",
+		IntrospectionEndpoint:             base + "/introspect",
+		GrantTypesSupported:               []string{"client_credentials"},
+		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post"},
+		ResponseTypesSupported:            []string{"token"},
+		SubjectTypesSupported:             []string{"public"},
+		IDTokenSigningAlgValuesSupported:  algs,
+	})
+}
+
+func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.policyFor(w, r)
+	if !ok {
+		return
+	}
+	ks := make([]keys.Key, 0, len(p.Published))
+	for _, k := range p.Published {
+		ks = append(ks, k)
+	}
+	slices.SortFunc(ks, func(a, b keys.Key) int { return strings.Compare(a.ID, b.ID) })
+	w.Header().Set("Cache-Control", cacheFor(p))
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	_ = json.NewEncoder(w).Encode(keys.PublicSet(ks))
+}
+
+// serverBase is the URL the caller reached us at, for endpoint URLs in
+// discovery: the forwarded proto and host when a proxy sets them.
+func serverBase(r *http.Request) string {
+	proto := "http"
+	if r.TLS != nil {
+		proto = "https"
+	}
+	if fp := r.Header.Get("X-Forwarded-Proto"); fp == "https" || fp == "http" {
+		proto = fp
+	}
+	host := r.Host
+	if fh := r.Header.Get("X-Forwarded-Host"); fh != "" && !strings.ContainsAny(fh, "/ ") {
+		host = fh
+	}
+	return proto + "://" + host
+}
+
+func contains(xs []string, x string) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,49 @@
+package auth
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type serverMetrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	cache    *prometheus.CounterVec
+	issued   *prometheus.CounterVec
+}
+
+func newServerMetrics(reg prometheus.Registerer) *serverMetrics {
+	m := &serverMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "authframework_requests_total", Help: "Requests by endpoint and status code."}, []string{"endpoint", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "authframework_request_duration_seconds", Help: "Request latency by endpoint.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}}, []string{"endpoint"}),
+		cache:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "authframework_validation_cache_total", Help: "Validation result cache lookups by result."}, []string{"result"}),
+		issued: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "authframework_tokens_issued_total", Help: "Access tokens issued by namespace and policy."}, []string{"namespace", "policy"}),
+	}
+	reg.MustRegister(m.requests, m.latency, m.cache, m.issued)
+	return m
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (s *Server) instrument(endpoint string, h http.HandlerFunc) http.HandlerFunc {
+	latency := s.metrics.latency.WithLabelValues(endpoint)
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		h(rec, r)
+		latency.Observe(time.Since(start).Seconds())
+		s.metrics.requests.WithLabelValues(endpoint, strconv.Itoa(rec.code)).Inc()
+	}
+}

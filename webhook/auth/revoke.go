@@ -1,0 +1,102 @@
+package auth
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// handleRevoke is RFC 7009 token revocation. The client must authenticate
+// and may revoke only its own tokens; like the RFC says, an invalid or
+// foreign token still gets 200, so the endpoint tells nothing about tokens.
+func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
+	if !s.parseForm(w, r) {
+		return
+	}
+	a, _, ok := s.authenticateClient(w, r)
+	if !ok {
+		return
+	}
+	raw := r.PostForm.Get("token")
+	if raw == "" {
+		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_request", "token is required")
+		return
+	}
+	if hint := r.PostForm.Get("token_type_hint"); hint != "" && hint != "access_token" {
+		s.writeOAuthError(w, r, http.StatusBadRequest, "unsupported_token_type", "only access tokens can be revoked")
+		return
+	}
+	claims, _, ref := s.verify(raw)
+	if ref != nil || claims.ClientID != a.ClientID || claims.Namespace != a.Key.Namespace {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	if s.opts.Revocations == nil {
+		s.writeOAuthError(w, r, http.StatusServiceUnavailable, "temporarily_unavailable", "revocation storage is not configured")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	exp := claims.Expiry.Time()
+	if err := s.opts.Revocations.Revoke(ctx, claims.ID, exp); err != nil {
+		s.opts.Log.Error(err, "storing a revocation", "tokenID", claims.ID)
+		w.Header().Set("Retry-After", "1")
+		s.writeOAuthError(w, r, http.StatusServiceUnavailable, "temporarily_unavailable", "the revocation could not be stored; retry")
+		return
+	}
+	s.store.SetRevoked(map[string]time.Time{claims.ID: exp}, nil)
+	s.opts.Audit.Info("token revoked", "event", "token_revoked", "clientID", a.ClientID, "namespace", a.Key.Namespace, "tokenID", claims.ID, "requestID", requestID(r))
+	w.WriteHeader(http.StatusOK)
+}
+
+// introspection is the RFC 7662 response.
+type introspection struct {
+	Active    bool     `json:"active"`
+	Scope     string   `json:"scope,omitempty"`
+	ClientID  string   `json:"client_id,omitempty"`
+	TokenType string   `json:"token_type,omitempty"`
+	Exp       int64    `json:"exp,omitempty"`
+	Iat       int64    `json:"iat,omitempty"`
+	Nbf       int64    `json:"nbf,omitempty"`
+	Sub       string   `json:"sub,omitempty"`
+	Aud       []string `json:"aud,omitempty"`
+	Iss       string   `json:"iss,omitempty"`
+	Jti       string   `json:"jti,omitempty"`
+	Namespace string   `json:"namespace,omitempty"`
+}
+
+// handleIntrospect is RFC 7662 introspection for resource servers that
+// cannot validate JWTs. The caller authenticates as a client; a token that is
+// invalid, revoked, or of a disabled account is just inactive.
+func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
+	if !s.parseForm(w, r) {
+		return
+	}
+	if _, _, ok := s.authenticateClient(w, r); !ok {
+		return
+	}
+	raw := r.PostForm.Get("token")
+	if raw == "" {
+		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_request", "token is required")
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	claims, p, ref := s.verify(raw)
+	if ref == nil {
+		ref = s.checkSubject(claims, p, nil)
+	}
+	if ref != nil {
+		writeJSON(w, http.StatusOK, introspection{Active: false})
+		return
+	}
+	out := introspection{
+		Active: true, Scope: strings.Join(claims.Permissions, " "), ClientID: claims.ClientID, TokenType: "Bearer",
+		Exp: claims.Expiry.Time().Unix(), Iat: claims.IssuedAt.Time().Unix(), Sub: claims.Subject,
+		Aud: claims.Audience, Iss: claims.Issuer, Jti: claims.ID, Namespace: claims.Namespace,
+	}
+	if claims.NotBefore != nil {
+		out.Nbf = claims.NotBefore.Time().Unix()
+	}
+	writeJSON(w, http.StatusOK, out)
+}

@@ -1,0 +1,143 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/utils/clock"
+)
+
+// Options configure a Server.
+type Options struct {
+	Clock clock.PassiveClock
+	// Log is for operational messages; Audit gets one JSON line per security
+	// event. Neither ever receives a token or a secret.
+	Log   logr.Logger
+	Audit logr.Logger
+	// Headers are the identity header names /validate returns.
+	Headers IdentityHeaders
+	// CacheSize bounds the validation result cache; 0 disables it.
+	CacheSize int
+	// Registry receives the server's metrics; a new one when nil.
+	Registry *prometheus.Registry
+	// Revocations stores revoked token ids so every replica sees them; nil
+	// refuses /revoke.
+	Revocations Revocations
+}
+
+// IdentityHeaders name the headers of a successful /validate.
+type IdentityHeaders struct {
+	UserID, Permissions, Namespace, ClientID, Roles, TokenID string
+}
+
+// DefaultIdentityHeaders are the names the AuthServer API defaults to.
+var DefaultIdentityHeaders = IdentityHeaders{
+	UserID: "X-User-ID", Permissions: "X-User-Permissions", Namespace: "X-User-Namespace",
+	ClientID: "X-Client-ID", Roles: "X-User-Roles", TokenID: "X-Token-ID",
+}
+
+// Revocations persists revoked token ids (RFC 7009) for every replica.
+type Revocations interface {
+	// Revoke records jti as revoked until exp and returns once it is stored.
+	Revoke(ctx context.Context, jti string, exp time.Time) error
+}
+
+// Server is the auth server's http.Handler.
+type Server struct {
+	store   *Store
+	opts    Options
+	mux     *http.ServeMux
+	cache   *resultCache
+	limits  *clientLimits
+	metrics *serverMetrics
+}
+
+// MaxFormBytes bounds the body of OAuth2 requests.
+const MaxFormBytes = 16 << 10
+
+// NewServer builds the handler over a store.
+func NewServer(store *Store, opts Options) *Server {
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	if opts.Headers == (IdentityHeaders{}) {
+		opts.Headers = DefaultIdentityHeaders
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{store: store, opts: opts, mux: http.NewServeMux(), cache: newResultCache(opts.CacheSize),
+		limits: newClientLimits(opts.Clock), metrics: newServerMetrics(opts.Registry)}
+	s.mux.HandleFunc("POST /token", s.instrument("token", s.handleToken))
+	s.mux.HandleFunc("/validate", s.instrument("validate", s.handleValidate))
+	s.mux.HandleFunc("/validate/", s.instrument("validate", s.handleValidate))
+	s.mux.HandleFunc("POST /revoke", s.instrument("revoke", s.handleRevoke))
+	s.mux.HandleFunc("POST /introspect", s.instrument("introspect", s.handleIntrospect))
+	s.mux.HandleFunc("GET /issuers/{namespace}/{policy}/.well-known/openid-configuration", s.instrument("discovery", s.handleDiscovery))
+	s.mux.HandleFunc("GET /issuers/{namespace}/{policy}/jwks.json", s.instrument("jwks", s.handleJWKS))
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	s.mux.HandleFunc("GET /readyz", s.handleReady)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
+	return s
+}
+
+// ServeHTTP assigns a request id (echoing a sane X-Request-ID) and routes.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := r.Header.Get(HeaderRequestID)
+	if !validRequestID(id) {
+		id = newRequestID()
+		r.Header.Set(HeaderRequestID, id)
+	}
+	w.Header().Set(HeaderRequestID, id)
+	s.mux.ServeHTTP(w, r)
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
+	if !s.store.Ready() {
+		http.Error(w, "caches not synced yet", http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = w.Write([]byte("ok"))
+}
+
+func (s *Server) now() time.Time { return s.opts.Clock.Now().UTC() }
+
+func requestID(r *http.Request) string { return r.Header.Get(HeaderRequestID) }
+
+// validRequestID accepts ids a proxy would send: short, printable, no spaces.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, c := range id {
+		if c <= ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// bearer extracts a bearer token (RFC 6750 §2.1; the scheme is
+// case-insensitive).
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
+}

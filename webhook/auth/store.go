@@ -1,0 +1,289 @@
+// Package auth is the auth server: the OAuth2 token endpoint, the external
+// authorization endpoint ingresses call (/validate), and OIDC discovery. Its
+// handlers are plain http.Handlers over a Store that informers keep current;
+// nothing on the request path calls the Kubernetes API.
+package auth
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+
+	"github.com/authframework/authframework/internal/credentials"
+	"github.com/authframework/authframework/internal/keys"
+	"github.com/authframework/authframework/internal/token"
+)
+
+// Policy is what the server knows of one TokenPolicy.
+type Policy struct {
+	Key        types.NamespacedName
+	Issuer     string
+	Audiences  []string
+	Algorithm  jose.SignatureAlgorithm
+	TTL        time.Duration
+	Skew       time.Duration
+	PrePublish time.Duration
+	// Published keys by kid, with their private halves for the active one.
+	Published map[string]keys.Key
+	ActiveKey string
+	verifier  *token.Verifier
+	// RequestsPerSecond, Burst, MaxFailed, LockoutWindow, Lockout: token
+	// endpoint limits.
+	RequestsPerSecond float64
+	Burst             int
+	MaxFailed         int
+	LockoutWindow     time.Duration
+	Lockout           time.Duration
+}
+
+// Account is what the server knows of one ServiceAccount.
+type Account struct {
+	Key                      types.NamespacedName
+	ClientID                 string
+	Policy                   string
+	Disabled                 bool
+	RevokeTokensIssuedBefore time.Time
+	Roles                    []string
+	Permissions              []string
+	Extra                    map[string]string
+	Verifier                 credentials.Verifier
+	HasVerifier              bool
+}
+
+// Store is the server's view of the cluster, written by informers and read
+// by handlers. Reads take a read lock and copy nothing large.
+type Store struct {
+	clock     clock.PassiveClock
+	mu        sync.RWMutex
+	policies  map[types.NamespacedName]*Policy
+	keySets   map[types.NamespacedName][]keys.Key // from key Secrets, by policy
+	policySrc map[types.NamespacedName]PolicySource
+	accounts  map[types.NamespacedName]*Account
+	byClient  map[string]types.NamespacedName
+	verifiers map[types.NamespacedName]credentials.Verifier
+	byKid     map[string]types.NamespacedName
+	revoked   map[string]time.Time // jti -> when it would expire anyway
+	ready     atomic.Bool
+	// version counts changes; cached validation results carry it per policy
+	// and account so any change drops them.
+	version atomic.Uint64
+}
+
+// NewStore returns an empty store whose verifiers use clk.
+func NewStore(clk clock.PassiveClock) *Store {
+	return &Store{
+		clock:     clk,
+		policies:  map[types.NamespacedName]*Policy{},
+		keySets:   map[types.NamespacedName][]keys.Key{},
+		policySrc: map[types.NamespacedName]PolicySource{},
+		accounts:  map[types.NamespacedName]*Account{},
+		byClient:  map[string]types.NamespacedName{},
+		verifiers: map[types.NamespacedName]credentials.Verifier{},
+		byKid:     map[string]types.NamespacedName{},
+		revoked:   map[string]time.Time{},
+	}
+}
+
+// PolicySource is the part of a TokenPolicy the store keeps: spec values and
+// which keys status publishes and which one is active.
+type PolicySource struct {
+	Policy
+	// States maps kid -> whether status publishes it.
+	PublishedKids []string
+}
+
+// SetPolicy records a TokenPolicy (spec and status).
+func (s *Store) SetPolicy(src PolicySource) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.policySrc[src.Key] = src
+	s.rebuildPolicy(src.Key)
+}
+
+// DeletePolicy forgets a TokenPolicy.
+func (s *Store) DeletePolicy(key types.NamespacedName) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.policySrc, key)
+	s.rebuildPolicy(key)
+}
+
+// SetKeys records the private key set of a policy's key Secret.
+func (s *Store) SetKeys(policy types.NamespacedName, ks []keys.Key) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ks == nil {
+		delete(s.keySets, policy)
+	} else {
+		s.keySets[policy] = ks
+	}
+	s.rebuildPolicy(policy)
+}
+
+// rebuildPolicy joins a policy's status with its key material: a key is
+// published when status says so and its material is at hand.
+func (s *Store) rebuildPolicy(key types.NamespacedName) {
+	defer s.version.Add(1)
+	if old, ok := s.policies[key]; ok {
+		for kid := range old.Published {
+			delete(s.byKid, kid)
+		}
+	}
+	src, ok := s.policySrc[key]
+	if !ok {
+		delete(s.policies, key)
+		return
+	}
+	p := src.Policy
+	p.Published = map[string]keys.Key{}
+	for _, k := range s.keySets[key] {
+		if slices.Contains(src.PublishedKids, k.ID) {
+			p.Published[k.ID] = k
+			s.byKid[k.ID] = key
+		}
+	}
+	if _, ok := p.Published[p.ActiveKey]; !ok {
+		p.ActiveKey = ""
+	}
+	p.verifier = p.buildVerifier(s.clock)
+	s.policies[key] = &p
+}
+
+// SetAccount records a ServiceAccount.
+func (s *Store) SetAccount(a Account) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.accounts[a.Key]; ok && s.byClient[old.ClientID] == a.Key {
+		delete(s.byClient, old.ClientID)
+	}
+	a.Verifier, a.HasVerifier = s.verifiers[a.Key]
+	s.accounts[a.Key] = &a
+	if a.ClientID != "" {
+		s.byClient[a.ClientID] = a.Key
+	}
+	s.version.Add(1)
+}
+
+// DeleteAccount forgets a ServiceAccount.
+func (s *Store) DeleteAccount(key types.NamespacedName) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.accounts[key]; ok && s.byClient[old.ClientID] == key {
+		delete(s.byClient, old.ClientID)
+	}
+	delete(s.accounts, key)
+	s.version.Add(1)
+}
+
+// SetVerifier records the hashes of an account's client secrets.
+func (s *Store) SetVerifier(account types.NamespacedName, v *credentials.Verifier) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v == nil {
+		delete(s.verifiers, account)
+	} else {
+		s.verifiers[account] = *v
+	}
+	if a, ok := s.accounts[account]; ok {
+		c := *a
+		c.Verifier, c.HasVerifier = s.verifiers[account]
+		s.accounts[account] = &c
+	}
+	s.version.Add(1)
+}
+
+// SetRevoked replaces the revoked token ids of one revocation shard.
+func (s *Store) SetRevoked(add map[string]time.Time, remove []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, jti := range remove {
+		delete(s.revoked, jti)
+	}
+	for jti, exp := range add {
+		s.revoked[jti] = exp
+	}
+}
+
+// Revoked reports whether a token id is revoked.
+func (s *Store) Revoked(jti string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	_, ok := s.revoked[jti]
+	return ok
+}
+
+// SetReady marks the store loaded (caches synced).
+func (s *Store) SetReady() { s.ready.Store(true) }
+
+// Ready reports whether the store has been loaded.
+func (s *Store) Ready() bool { return s.ready.Load() }
+
+// Version is a counter that changes with any change to policies, keys,
+// accounts or verifiers.
+func (s *Store) Version() uint64 { return s.version.Load() }
+
+// Client returns the account with a client id.
+func (s *Store) Client(clientID string) (*Account, *Policy, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	key, ok := s.byClient[clientID]
+	if !ok {
+		return nil, nil, false
+	}
+	a := s.accounts[key]
+	p := s.policies[types.NamespacedName{Namespace: key.Namespace, Name: a.Policy}]
+	return a, p, true
+}
+
+// Account returns an account by namespace and client id.
+func (s *Store) AccountByClient(namespace, clientID string) (*Account, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	key, ok := s.byClient[clientID]
+	if !ok || key.Namespace != namespace {
+		return nil, false
+	}
+	return s.accounts[key], true
+}
+
+// PolicyByKid returns the policy publishing a key.
+func (s *Store) PolicyByKid(kid string) (*Policy, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	key, ok := s.byKid[kid]
+	if !ok {
+		return nil, false
+	}
+	p, ok := s.policies[key]
+	return p, ok
+}
+
+// PolicyByName returns a policy.
+func (s *Store) PolicyByName(key types.NamespacedName) (*Policy, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	p, ok := s.policies[key]
+	return p, ok
+}
+
+// Verify checks a token against this policy's published keys.
+func (p *Policy) Verify(raw string) (*token.Claims, error) { return p.verifier.Verify(raw) }
+
+func (p *Policy) buildVerifier(clk clock.PassiveClock) *token.Verifier {
+	v := &token.Verifier{
+		Issuer: p.Issuer, Audiences: p.Audiences, MaxTTL: p.TTL, Leeway: p.Skew, Clock: clk,
+		Keys: make(map[string]token.PublicKey, len(p.Published)),
+	}
+	for id, k := range p.Published {
+		v.Keys[id] = token.PublicKey{Algorithm: k.Algorithm, Key: k.Public()}
+		if !slices.Contains(v.Algorithms, k.Algorithm) {
+			v.Algorithms = append(v.Algorithms, k.Algorithm)
+		}
+	}
+	return v
+}

@@ -1,0 +1,204 @@
+package auth
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/authframework/authframework/internal/authz"
+	"github.com/authframework/authframework/internal/credentials"
+	"github.com/authframework/authframework/internal/token"
+)
+
+// tokenResponse is the RFC 6749 §5.1 response. No refresh token: the client
+// credentials grant must not issue one (RFC 6749 §4.4.3).
+type tokenResponse struct {
+	AccessToken     string `json:"access_token"`
+	TokenType       string `json:"token_type"`
+	ExpiresIn       int    `json:"expires_in"`
+	Scope           string `json:"scope,omitempty"`
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
+}
+
+// dummyVerifier is compared against when a client id is unknown, so an
+// unknown client costs the same time as a wrong secret.
+var dummyVerifier = credentials.Verifier{Current: credentials.Hash("unknown-client")}
+
+// authenticateClient reads client_secret_basic or client_secret_post
+// credentials (not both, RFC 6749 §2.3) and checks them. On failure it has
+// written the error response.
+func (s *Server) authenticateClient(w http.ResponseWriter, r *http.Request) (*Account, *Policy, bool) {
+	id, secret, basic := r.BasicAuth()
+	if basic {
+		// RFC 6749 §2.3.1: Basic credentials are form-urlencoded.
+		var err1, err2 error
+		id, err1 = url.QueryUnescape(id)
+		secret, err2 = url.QueryUnescape(secret)
+		if err1 != nil || err2 != nil {
+			s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_request", "malformed client credentials")
+			return nil, nil, false
+		}
+	}
+	postID, postSecret := r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	switch {
+	case basic && (postSecret != ""):
+		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_request", "use one client authentication method, not two")
+		return nil, nil, false
+	case !basic:
+		id, secret = postID, postSecret
+	}
+	if id == "" || secret == "" {
+		w.Header().Set("WWW-Authenticate", `Basic realm="authframework"`)
+		s.writeOAuthError(w, r, http.StatusUnauthorized, "invalid_client", "client authentication is required")
+		return nil, nil, false
+	}
+	a, p, known := s.store.Client(id)
+	if !known || p == nil {
+		_ = dummyVerifier.Check(secret, s.now())
+		s.auditFailure(r, id, "unknown client")
+		w.Header().Set("WWW-Authenticate", `Basic realm="authframework"`)
+		s.writeOAuthError(w, r, http.StatusUnauthorized, "invalid_client", "client authentication failed")
+		return nil, nil, false
+	}
+	if ok, retry, locked := s.limits.allow(a.ClientID, p); !ok {
+		w.Header().Set("Retry-After", seconds(retry))
+		msg := "too many requests for this client"
+		if locked {
+			msg = "client is temporarily locked out after repeated failed authentication"
+		}
+		s.writeOAuthError(w, r, http.StatusTooManyRequests, "slow_down", msg)
+		return nil, nil, false
+	}
+	if !a.HasVerifier || !a.Verifier.Check(secret, s.now()) {
+		if s.limits.failed(a.ClientID, p) {
+			s.opts.Audit.Info("client locked out", "event", "client_locked_out", "clientID", a.ClientID, "namespace", a.Key.Namespace, "requestID", requestID(r))
+		}
+		s.auditFailure(r, id, "wrong secret")
+		w.Header().Set("WWW-Authenticate", `Basic realm="authframework"`)
+		s.writeOAuthError(w, r, http.StatusUnauthorized, "invalid_client", "client authentication failed")
+		return nil, nil, false
+	}
+	s.limits.succeeded(a.ClientID, p)
+	return a, p, true
+}
+
+func (s *Server) auditFailure(r *http.Request, clientID, why string) {
+	// The client id a caller sends is attacker-controlled: bound its length.
+	if len(clientID) > 128 {
+		clientID = clientID[:128]
+	}
+	s.opts.Audit.Info("client authentication failed", "event", "client_auth_failed", "clientID", clientID, "reason", why,
+		"remoteAddr", r.RemoteAddr, "requestID", requestID(r))
+}
+
+// parseForm reads a bounded application/x-www-form-urlencoded body.
+func (s *Server) parseForm(w http.ResponseWriter, r *http.Request) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, MaxFormBytes)
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
+		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_request", "the body must be application/x-www-form-urlencoded")
+		return false
+	}
+	if err := r.ParseForm(); err != nil {
+		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_request", "the form body is malformed or too large")
+		return false
+	}
+	for k, vs := range r.PostForm {
+		if len(vs) > 1 && k != "resource" {
+			// RFC 6749 §3.1: parameters must not be repeated.
+			s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_request", "parameter "+k+" is repeated")
+			return false
+		}
+	}
+	return true
+}
+
+// handleToken is the OAuth2 token endpoint for the client credentials grant.
+func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
+	if !s.parseForm(w, r) {
+		return
+	}
+	if gt := r.PostForm.Get("grant_type"); gt != "client_credentials" {
+		if gt == "" {
+			s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_request", "grant_type is required")
+		} else {
+			s.writeOAuthError(w, r, http.StatusBadRequest, "unsupported_grant_type", "only client_credentials is supported")
+		}
+		return
+	}
+	a, p, ok := s.authenticateClient(w, r)
+	if !ok {
+		return
+	}
+	if a.Disabled {
+		s.writeOAuthError(w, r, http.StatusBadRequest, "unauthorized_client", "the client is disabled")
+		return
+	}
+	if p.ActiveKey == "" {
+		w.Header().Set("Retry-After", "5")
+		s.writeOAuthError(w, r, http.StatusServiceUnavailable, "temporarily_unavailable", "the client's token policy has no active signing key yet")
+		return
+	}
+	perms := a.Permissions
+	if scope := strings.Fields(r.PostForm.Get("scope")); len(scope) > 0 {
+		allowed, denied := authz.Narrow(a.Permissions, scope)
+		if len(denied) > 0 {
+			s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_scope", "the client may not request: "+strings.Join(denied, " "))
+			return
+		}
+		perms = allowed
+	}
+	audience := r.PostForm.Get("audience")
+	if res := r.PostForm["resource"]; audience == "" && len(res) > 0 {
+		if len(res) > 1 {
+			s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_target", "one resource per token")
+			return
+		}
+		audience = res[0]
+	}
+	if audience == "" {
+		audience = p.Audiences[0]
+	}
+	if !slices.Contains(p.Audiences, audience) {
+		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_target", "the audience is not one of the client's policy")
+		return
+	}
+	raw, claims, err := s.issue(a, p, audience, perms)
+	if err != nil {
+		s.opts.Log.Error(err, "issuing a token", "clientID", a.ClientID)
+		s.writeOAuthError(w, r, http.StatusInternalServerError, "server_error", "the token could not be issued")
+		return
+	}
+	s.metrics.issued.WithLabelValues(a.Key.Namespace, p.Key.Name).Inc()
+	s.opts.Audit.Info("token issued", "event", "token_issued", "clientID", a.ClientID, "namespace", a.Key.Namespace,
+		"tokenID", claims.ID, "audience", audience, "expiresAt", claims.Expiry.Time().UTC().Format(time.RFC3339), "requestID", requestID(r))
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	writeJSON(w, http.StatusOK, tokenResponse{
+		AccessToken: raw, TokenType: "Bearer", ExpiresIn: int(p.TTL / time.Second), Scope: strings.Join(perms, " "),
+	})
+}
+
+func (s *Server) issue(a *Account, p *Policy, audience string, perms []string) (string, token.Claims, error) {
+	is, err := token.NewIssuer(p.Issuer, p.TTL, p.Published[p.ActiveKey], s.opts.Clock)
+	if err != nil {
+		return "", token.Claims{}, err
+	}
+	jti := make([]byte, 16)
+	if _, err := rand.Read(jti); err != nil {
+		return "", token.Claims{}, err
+	}
+	return is.Issue(token.Request{
+		Subject: a.ClientID, ClientID: a.ClientID, Audience: audience, ID: hex.EncodeToString(jti),
+		Permissions: perms, Roles: a.Roles, Namespace: a.Key.Namespace, Extra: a.Extra,
+	})
+}
+
+func seconds(d time.Duration) string {
+	n := int((d + time.Second - 1) / time.Second)
+	return strconv.Itoa(max(n, 1))
+}
