@@ -2,8 +2,7 @@
 //
 //	authframework manager   runs the controllers (leader-elected).
 //
-// The auth server (`authframework server`) is added by a later change; until
-// then the binary says so instead of pretending.
+//	authframework server    runs the auth server.
 package main
 
 import (
@@ -37,9 +36,10 @@ const usage = `authframework — a Kubernetes-native token authority for machine
 
 Usage:
   authframework manager [flags]   run the controllers
+  authframework server [flags]    run the auth server (token endpoint, /validate, discovery)
   authframework help              show this help
 
-Run "authframework manager -h" for the manager's flags.
+Run "authframework manager -h" or "authframework server -h" for their flags.
 `
 
 func main() {
@@ -59,6 +59,8 @@ func run(args []string, stderr io.Writer) error {
 	switch args[0] {
 	case "manager":
 		return runManager(args[1:], stderr)
+	case "server":
+		return runServer(args[1:], stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stderr, usage)
 		return nil

@@ -14,7 +14,8 @@ func TestRunRefusesWhatDoesNotExist(t *testing.T) {
 		wantErr string
 	}{
 		{nil, "a subcommand is required"},
-		{[]string{"server"}, `unknown subcommand "server"`},
+		{[]string{"tokenreview"}, `unknown subcommand "tokenreview"`},
+		{[]string{"server", "--listen"}, "flag needs an argument"},
 		{[]string{"manager", "--no-such-flag"}, "flag provided but not defined"},
 		{[]string{"manager", "extra"}, "unexpected arguments"},
 		{[]string{"manager", "--log-format", "xml"}, "--log-format"},

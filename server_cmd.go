@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/config"
+
+	"github.com/authframework/authframework/webhook/auth"
+)
+
+// serverOptions are the auth server's flags.
+type serverOptions struct {
+	listen              string
+	namespaces          string
+	revocationNamespace string
+	cacheSize           int
+	shutdownTimeout     time.Duration
+	headers             auth.IdentityHeaders
+	log                 logOptions
+}
+
+func (o *serverOptions) bind(fs *flag.FlagSet) {
+	fs.StringVar(&o.listen, "listen", ":8080", "Address of the auth server (token, validate, discovery, probes, metrics).")
+	fs.StringVar(&o.namespaces, "watch-namespaces", "", "Comma-separated namespaces whose policies and accounts to serve; empty: all.")
+	def := os.Getenv("POD_NAMESPACE")
+	if def == "" {
+		def = "default"
+	}
+	fs.StringVar(&o.revocationNamespace, "revocation-namespace", def, "Namespace of the ConfigMaps that hold revoked token ids (default: $POD_NAMESPACE or default).")
+	fs.IntVar(&o.cacheSize, "cache-size", 100000, "Validation results cached; 0 disables the cache.")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "How long in-flight requests may take to finish on shutdown.")
+	d := auth.DefaultIdentityHeaders
+	fs.StringVar(&o.headers.UserID, "header-user-id", d.UserID, "Response header carrying the token's subject.")
+	fs.StringVar(&o.headers.Permissions, "header-permissions", d.Permissions, "Response header carrying the granted permissions.")
+	fs.StringVar(&o.headers.Namespace, "header-namespace", d.Namespace, "Response header carrying the account's namespace.")
+	fs.StringVar(&o.headers.ClientID, "header-client-id", d.ClientID, "Response header carrying the client id.")
+	fs.StringVar(&o.headers.Roles, "header-roles", d.Roles, "Response header carrying the account's roles.")
+	fs.StringVar(&o.headers.TokenID, "header-token-id", d.TokenID, "Response header carrying the token id.")
+	o.log.bind(fs)
+}
+
+func runServer(args []string, stderr io.Writer) error {
+	var opts serverOptions
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	opts.bind(fs)
+	config.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("server: unexpected arguments %q", fs.Args())
+	}
+	logger, err := opts.log.build(stderr)
+	if err != nil {
+		return err
+	}
+	ctrl.SetLogger(logger)
+	klog.SetLogger(logger)
+	log := logger.WithName("server")
+
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("loading kubeconfig: %w", err)
+	}
+	ctx := ctrl.SetupSignalHandler()
+	srv, err := startAuthServer(ctx, cfg, opts, log)
+	if err != nil {
+		log.Error(err, "unable to start the auth server")
+		return err
+	}
+	return srv()
+}
+
+// startAuthServer wires informers, revocation storage and the handler, and
+// returns a function that serves until ctx ends and then drains.
+func startAuthServer(ctx context.Context, cfg *rest.Config, opts serverOptions, log logr.Logger) (func() error, error) {
+	scheme := newScheme()
+	clk := clock.RealClock{}
+	store := auth.NewStore(clk)
+	var namespaces []string
+	for _, ns := range strings.Split(opts.namespaces, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			namespaces = append(namespaces, ns)
+		}
+	}
+	feed, err := auth.NewFeed(cfg, scheme, store, namespaces)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, err
+	}
+	revocations := &auth.ConfigMapRevocations{Client: c, Namespace: opts.revocationNamespace, Clock: clk}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	handler := auth.NewServer(store, auth.Options{
+		Clock: clk, Log: log, Audit: log.WithName("audit"), Headers: opts.headers,
+		CacheSize: opts.cacheSize, Registry: reg, Revocations: revocations,
+	})
+	ln, err := net.Listen("tcp", opts.listen)
+	if err != nil {
+		return nil, err
+	}
+	httpServer := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
+	feedErr := make(chan error, 1)
+	go func() { feedErr <- feed.Run(ctx) }()
+	go revocations.Run(ctx)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpServer.Serve(ln) }()
+	log.Info("auth server listening", "address", ln.Addr().String(), "namespaces", namespaces)
+	return func() error {
+		select {
+		case err := <-serveErr:
+			return err
+		case err := <-feedErr:
+			if err != nil {
+				return fmt.Errorf("informers: %w", err)
+			}
+		case <-ctx.Done():
+		}
+		// Drain: stop accepting, let in-flight requests finish.
+		log.Info("shutting down", "timeout", opts.shutdownTimeout)
+		sctx, cancel := context.WithTimeout(context.Background(), opts.shutdownTimeout)
+		defer cancel()
+		if err := httpServer.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}, nil
+}

@@ -1,0 +1,230 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
+	"github.com/authframework/authframework/controllers"
+	"github.com/authframework/authframework/internal/credentials"
+	"github.com/authframework/authframework/internal/keys"
+)
+
+// LabelRevocations marks the ConfigMaps that hold revoked token ids.
+const LabelRevocations = "auth.authframework.dev/revocations"
+
+// Feed keeps a Store current from informers: TokenPolicies, their key
+// Secrets, ServiceAccounts, their verifier Secrets (hashes only; the server
+// never watches plaintext client secrets) and the revocation ConfigMaps.
+type Feed struct {
+	cache cache.Cache
+	store *Store
+}
+
+// NewFeed builds the informers. Namespaces limits what is watched; empty
+// means all.
+func NewFeed(cfg *rest.Config, scheme *runtime.Scheme, store *Store, namespaces []string) (*Feed, error) {
+	managed, _ := labels.NewRequirement(authv1alpha1.LabelManagedBy, selection.Equals, []string{authv1alpha1.ManagedByValue})
+	roles, _ := labels.NewRequirement(controllers.LabelSecretRole, selection.In, []string{controllers.SecretRoleSigningKeys, controllers.SecretRoleVerifier})
+	revocations, _ := labels.NewRequirement(LabelRevocations, selection.Equals, []string{"true"})
+	opts := cache.Options{
+		Scheme: scheme,
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}:    {Label: labels.NewSelector().Add(*managed, *roles)},
+			&corev1.ConfigMap{}: {Label: labels.NewSelector().Add(*revocations)},
+		},
+	}
+	if len(namespaces) > 0 {
+		opts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range namespaces {
+			opts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	c, err := cache.New(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Feed{cache: c, store: store}, nil
+}
+
+// Run registers the handlers, starts the informers, marks the store ready
+// once they have synced, and blocks until ctx ends. After that, the store
+// keeps serving the last known state even if the API server goes away.
+func (f *Feed) Run(ctx context.Context) error {
+	handlers := []struct {
+		obj client.Object
+		set func(obj any)
+		del func(obj any)
+	}{
+		{&authv1alpha1.TokenPolicy{}, f.setPolicy, func(o any) {
+			if p, ok := o.(*authv1alpha1.TokenPolicy); ok {
+				f.store.DeletePolicy(client.ObjectKeyFromObject(p))
+			}
+		}},
+		{&authv1alpha1.ServiceAccount{}, f.setAccount, func(o any) {
+			if sa, ok := o.(*authv1alpha1.ServiceAccount); ok {
+				f.store.DeleteAccount(client.ObjectKeyFromObject(sa))
+			}
+		}},
+		{&corev1.Secret{}, f.setSecret, f.deleteSecret},
+		{&corev1.ConfigMap{}, func(o any) { f.setRevocations(nil, o) }, f.deleteRevocations},
+	}
+	for _, h := range handlers {
+		inf, err := f.cache.GetInformer(ctx, h.obj)
+		if err != nil {
+			return err
+		}
+		set, del := h.set, h.del
+		_, err = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+			AddFunc: set,
+			UpdateFunc: func(old, obj any) {
+				if _, ok := obj.(*corev1.ConfigMap); ok {
+					f.setRevocations(old, obj)
+					return
+				}
+				set(obj)
+			},
+			DeleteFunc: func(obj any) {
+				if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+					obj = d.Obj
+				}
+				del(obj)
+			},
+		})
+		if err != nil {
+			return err
+		}
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- f.cache.Start(ctx) }()
+	if !f.cache.WaitForCacheSync(ctx) {
+		return fmt.Errorf("informer caches did not sync")
+	}
+	f.store.SetReady()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+func (f *Feed) setPolicy(o any) {
+	p, ok := o.(*authv1alpha1.TokenPolicy)
+	if !ok {
+		return
+	}
+	src := PolicySource{Policy: Policy{
+		Key: client.ObjectKeyFromObject(p), Issuer: p.Spec.Issuer, Audiences: p.Spec.Audiences,
+		Algorithm: jose.SignatureAlgorithm(p.Spec.Algorithm), TTL: p.Spec.AccessTokenTTL.Duration,
+		Skew: p.Spec.ClockSkew.Duration, PrePublish: p.Spec.Rotation.PrePublish.Duration,
+		ActiveKey:         p.Status.ActiveKeyID,
+		RequestsPerSecond: float64(p.Spec.TokenEndpoint.RequestsPerSecond), Burst: int(p.Spec.TokenEndpoint.Burst),
+		MaxFailed: int(p.Spec.TokenEndpoint.MaxFailedAttempts), LockoutWindow: p.Spec.TokenEndpoint.LockoutWindow.Duration,
+		Lockout: p.Spec.TokenEndpoint.LockoutDuration.Duration,
+	}}
+	for _, k := range p.Status.Keys {
+		if k.State == authv1alpha1.KeyPublished || k.State == authv1alpha1.KeyActive || k.State == authv1alpha1.KeyRetired {
+			src.PublishedKids = append(src.PublishedKids, k.KeyID)
+		}
+	}
+	f.store.SetPolicy(src)
+}
+
+func (f *Feed) setAccount(o any) {
+	sa, ok := o.(*authv1alpha1.ServiceAccount)
+	if !ok || sa.Status.ClientID == "" {
+		return
+	}
+	a := Account{
+		Key: client.ObjectKeyFromObject(sa), ClientID: sa.Status.ClientID, Policy: sa.Spec.TokenPolicyRef.Name,
+		// Enforce the spec at once, not when the controller mirrors it.
+		Disabled: sa.Spec.Disabled, Roles: slices.Clone(sa.Status.Roles), Permissions: slices.Clone(sa.Status.Permissions),
+		Extra: sa.Spec.ExtraClaims,
+	}
+	if sa.Spec.RevokeTokensIssuedBefore != nil {
+		a.RevokeTokensIssuedBefore = sa.Spec.RevokeTokensIssuedBefore.Time
+	}
+	f.store.SetAccount(a)
+}
+
+func (f *Feed) setSecret(o any) {
+	s, ok := o.(*corev1.Secret)
+	if !ok {
+		return
+	}
+	switch s.Labels[controllers.LabelSecretRole] {
+	case controllers.SecretRoleSigningKeys:
+		ks, err := keys.ParsePrivate(s.Data[controllers.KeySetDataKey])
+		if err != nil {
+			return // damaged: keep the last good keys; the controller restores them
+		}
+		f.store.SetKeys(types.NamespacedName{Namespace: s.Namespace, Name: s.Labels[controllers.LabelTokenPolicy]}, ks)
+	case controllers.SecretRoleVerifier:
+		var v credentials.Verifier
+		if err := json.Unmarshal(s.Data[controllers.VerifierKey], &v); err != nil || v.Current == "" {
+			return
+		}
+		f.store.SetVerifier(types.NamespacedName{Namespace: s.Namespace, Name: s.Labels[controllers.LabelServiceAccount]}, &v)
+	}
+}
+
+func (f *Feed) deleteSecret(o any) {
+	s, ok := o.(*corev1.Secret)
+	if !ok {
+		return
+	}
+	// A deleted key Secret is restored with the same keys by the controller;
+	// the keys stay usable meanwhile. Revoked keys leave through the policy's
+	// status, not here.
+	if s.Labels[controllers.LabelSecretRole] == controllers.SecretRoleVerifier {
+		f.store.SetVerifier(types.NamespacedName{Namespace: s.Namespace, Name: s.Labels[controllers.LabelServiceAccount]}, nil)
+	}
+}
+
+func (f *Feed) setRevocations(old, obj any) {
+	cm, ok := obj.(*corev1.ConfigMap)
+	if !ok {
+		return
+	}
+	add := map[string]time.Time{}
+	for jti, v := range cm.Data {
+		if t, err := time.Parse(time.RFC3339, v); err == nil {
+			add[jti] = t
+		}
+	}
+	var remove []string
+	if o, ok := old.(*corev1.ConfigMap); ok {
+		for jti := range o.Data {
+			if _, still := cm.Data[jti]; !still {
+				remove = append(remove, jti)
+			}
+		}
+	}
+	f.store.SetRevoked(add, remove)
+}
+
+func (f *Feed) deleteRevocations(o any) {
+	if cm, ok := o.(*corev1.ConfigMap); ok {
+		remove := make([]string, 0, len(cm.Data))
+		for jti := range cm.Data {
+			remove = append(remove, jti)
+		}
+		f.store.SetRevoked(nil, remove)
+	}
+}
