@@ -5,9 +5,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -33,6 +31,10 @@ type options struct {
 	metricsPort int
 	probePort   int
 	kcm         string
+	authPort    int
+	nginxPort   int
+	echoPort    int
+	nginx       string
 }
 
 func main() {
@@ -42,6 +44,10 @@ func main() {
 	flag.StringVar(&o.stateDir, "state-dir", "bin/run", "Where the kubeconfig is written.")
 	flag.StringVar(&o.repoRoot, "repo", ".", "Repository root (for config/).")
 	flag.StringVar(&o.kcm, "kube-controller-manager", "", "kube-controller-manager binary; when set, its garbage collector runs so owner references work as in a cluster.")
+	flag.IntVar(&o.authPort, "auth-port", 8090, "Auth server port on 127.0.0.1.")
+	flag.IntVar(&o.nginxPort, "nginx-port", 8088, "nginx (ingress) port on 127.0.0.1; 0 runs no nginx.")
+	flag.IntVar(&o.echoPort, "echo-port", 8089, "Port of the echo upstream behind nginx on 127.0.0.1.")
+	flag.StringVar(&o.nginx, "nginx", "nginx", "The nginx binary.")
 	flag.IntVar(&o.metricsPort, "metrics-port", 8080, "Manager metrics port on 127.0.0.1.")
 	flag.IntVar(&o.probePort, "probe-port", 8081, "Manager health probe port on 127.0.0.1.")
 	flag.Parse()
@@ -118,35 +124,69 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("kubectl apply -f config/samples: %w\n%s", err, out)
 	}
 
-	mgr := exec.Command(o.manager, "manager",
+	mgr, err := startChild(ctx, "manager", fmt.Sprintf("http://127.0.0.1:%d/readyz", o.probePort), o.manager, "manager",
 		"--kubeconfig", kubeconfig,
 		"--leader-election-namespace", "default",
 		"--metrics-bind-address", "127.0.0.1:"+strconv.Itoa(o.metricsPort),
 		"--health-probe-bind-address", "127.0.0.1:"+strconv.Itoa(o.probePort),
 		"--log-format", "console",
 	)
-	mgr.Stdout, mgr.Stderr = os.Stdout, os.Stderr
-	// The manager dies with us even if we are killed without a chance to
-	// stop it.
-	mgr.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := mgr.Start(); err != nil {
-		return fmt.Errorf("starting the manager: %w", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- mgr.Wait() }()
-
-	ready := fmt.Sprintf("http://127.0.0.1:%d/readyz", o.probePort)
-	if err := waitReady(ctx, ready, exited); err != nil {
-		stopManager(mgr, exited)
+	if err != nil {
 		return err
 	}
+	defer mgr.stop()
+	authURL := fmt.Sprintf("http://127.0.0.1:%d", o.authPort)
+	server, err := startChild(ctx, "auth server", authURL+"/readyz", o.manager, "server",
+		"--kubeconfig", kubeconfig,
+		"--listen", fmt.Sprintf("127.0.0.1:%d", o.authPort),
+		"--revocation-namespace", "default",
+		"--log-format", "console",
+	)
+	if err != nil {
+		return err
+	}
+	defer server.stop()
+	children := []*child{mgr, server}
+
+	ingress := ""
+	if o.nginxPort != 0 {
+		stopEcho, err := startEcho(o.echoPort)
+		if err != nil {
+			return err
+		}
+		defer stopEcho()
+		nginx, err := startNginx(ctx, o)
+		if err != nil {
+			return err
+		}
+		defer nginx.stop()
+		children = append(children, nginx)
+		ingress = fmt.Sprintf("http://127.0.0.1:%d", o.nginxPort)
+	}
+
 	say("serving after %s; kubeconfig %s", time.Since(start).Round(100*time.Millisecond), kubeconfig)
+	printWalkthrough(o, kubeconfig, kubectl, authURL, ingress)
+
+	exited := make(chan string, len(children))
+	for _, c := range children {
+		go func() { <-c.exited; exited <- c.name }()
+	}
+	select {
+	case <-ctx.Done():
+		say("stopping")
+		return nil
+	case name := <-exited:
+		return fmt.Errorf("the %s exited", name)
+	}
+}
+
+func printWalkthrough(o options, kubeconfig, kubectl, authURL, ingress string) {
 	fmt.Printf(`
 Try:
   export KUBECONFIG=%[1]s
   %[2]s get authframework
   %[2]s get tokenpolicies -o wide
-  %[2]s get secret orders-platform-signing-keys
+  %[2]s get afsa
   %[2]s explain tokenpolicies.spec.rotation
 
 Rotate the sample policy's signing key now (the new key is published at once
@@ -154,63 +194,97 @@ and signs after the 1h pre-publish lead), then look at its keys:
   %[2]s annotate tokenpolicy orders-platform auth.authframework.dev/rotate="$(date +%%s)" --overwrite
   %[2]s get tokenpolicy orders-platform -o jsonpath='{range .status.keys[*]}{.kid}{"\t"}{.state}{"\t"}{.activatesAt}{"\n"}{end}'
   %[2]s get events --field-selector involvedObject.name=orders-platform
-  curl -s http://127.0.0.1:%[3]d/metrics | head
-  curl -s %[4]s
 
-Ctrl-C stops the manager, kube-apiserver and etcd.
-`, kubeconfig, kubectl, o.metricsPort, ready)
+Get a token for the sample client "billing" from the auth server (%[3]s):
+  ID=$(%[2]s get secret billing-credentials -o jsonpath='{.data.client_id}' | base64 -d)
+  SECRET=$(%[2]s get secret billing-credentials -o jsonpath='{.data.client_secret}' | base64 -d)
+  TOKEN=$(curl -s -u "$ID:$SECRET" -d grant_type=client_credentials -d audience=orders-api %[3]s/token | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+  curl -s -H "Authorization: Bearer $TOKEN" "%[3]s/validate?aud=orders-api&permission=orders:read" -D - -o /dev/null
+  curl -s %[3]s/issuers/default/orders-platform/jwks.json
+`, kubeconfig, kubectl, authURL)
+	if ingress != "" {
+		fmt.Printf(`
+Call an upstream through nginx, which asks the auth server (auth_request, as
+ingress-nginx's auth-url does); the upstream echoes the identity headers:
+  curl -s -H "Authorization: Bearer $TOKEN" %[1]s/api/orders/42
+  curl -s -o /dev/null -w '%%{http_code}\n' %[1]s/api/orders/42                                           # 401: no token
+  curl -s -o /dev/null -w '%%{http_code}\n' -H "Authorization: Bearer $TOKEN" %[1]s/api/orders-admin/1    # 403: needs orders:write
+  curl -s -o /dev/null -w '%%{http_code}\n' -H "Authorization: Bearer $TOKEN" %[1]s/api/payments/1        # 401: another audience
+`, ingress)
+	}
+	fmt.Printf(`
+Metrics: curl -s http://127.0.0.1:%d/metrics (manager), %s/metrics (auth server)
+Ctrl-C stops everything this started.
+`, o.metricsPort, authURL)
+}
 
+// child is a process started by localcluster; it dies with us even if we
+// are killed without a chance to stop it.
+type child struct {
+	name   string
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+func startChild(ctx context.Context, name, readyURL, bin string, args ...string) (*child, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting the %s: %w", name, err)
+	}
+	c := &child{name: name, cmd: cmd, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(c.exited) }()
+	if err := waitReady(ctx, name, readyURL, c.exited); err != nil {
+		c.stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+// stop asks the process to shut down and kills it if it does not in time.
+func (c *child) stop() {
 	select {
-	case <-ctx.Done():
-		say("stopping the manager")
-		stopManager(mgr, exited)
-		return nil
-	case err := <-exited:
-		return fmt.Errorf("the manager exited: %v", err)
+	case <-c.exited:
+		return
+	default:
+	}
+	say("stopping the %s", c.name)
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.exited:
+	case <-time.After(35 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.exited
 	}
 }
 
-// waitReady polls the manager's readiness endpoint until it answers 200, the
-// manager exits, or ctx ends.
-func waitReady(ctx context.Context, url string, exited <-chan error) error {
+// waitReady polls url until it answers 2xx, the process exits, or ctx ends.
+func waitReady(ctx context.Context, name, url string, exited <-chan struct{}) error {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	deadline := time.After(60 * time.Second)
 	for {
 		select {
 		case <-ctx.Done():
-			return errors.New("interrupted before the manager was ready")
-		case err := <-exited:
-			return fmt.Errorf("the manager exited before it was ready: %v", err)
+			return fmt.Errorf("interrupted before the %s was ready", name)
+		case <-exited:
+			return fmt.Errorf("the %s exited before it was ready", name)
 		case <-deadline:
-			return fmt.Errorf("the manager was not ready at %s within 60s", url)
+			return fmt.Errorf("the %s was not ready at %s within 60s", name, url)
 		case <-tick.C:
 			resp, err := http.Get(url)
 			if err != nil {
 				continue
 			}
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode/100 == 2 {
 				return nil
 			}
 		}
 	}
 }
 
-// stopManager asks the manager to shut down and kills it if it does not within
-// its graceful shutdown time.
-func stopManager(mgr *exec.Cmd, exited <-chan error) {
-	_ = mgr.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(35 * time.Second):
-		_ = mgr.Process.Kill()
-		<-exited
-	}
-}
-
 func say(format string, args ...any) {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "==> "+format+"\n", args...)
-	os.Stdout.Write(b.Bytes())
+	fmt.Fprintf(os.Stdout, "==> "+format+"\n", args...)
 }

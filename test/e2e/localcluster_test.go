@@ -6,10 +6,13 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/authframework/authframework/test/testenv"
 )
@@ -45,6 +50,7 @@ func TestLocalCluster(t *testing.T) {
 
 func runLocalCluster(t *testing.T, localcluster, stateDir string, sig syscall.Signal) {
 	metricsPort, probePort := freePort(t), freePort(t)
+	authPort, nginxPort, echoPort := freePort(t), freePort(t), freePort(t)
 	cmd := exec.Command(localcluster,
 		"--repo", testenv.RepoRoot(),
 		"--bin-dir", testenv.K8sBinDir(),
@@ -53,6 +59,9 @@ func runLocalCluster(t *testing.T, localcluster, stateDir string, sig syscall.Si
 		"--state-dir", stateDir,
 		"--metrics-port", strconv.Itoa(metricsPort),
 		"--probe-port", strconv.Itoa(probePort),
+		"--auth-port", strconv.Itoa(authPort),
+		"--nginx-port", strconv.Itoa(nginxPort),
+		"--echo-port", strconv.Itoa(echoPort),
 	)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -136,6 +145,8 @@ func runLocalCluster(t *testing.T, localcluster, stateDir string, sig syscall.Si
 		}
 	}
 
+	checkIngress(t, kubectl, authPort, nginxPort)
+
 	// The manager holds the leader election lease and says so in its metrics.
 	holder := kubectl("get", "lease", "-n", "default", "authframework-manager.auth.authframework.dev", "-o", "jsonpath={.spec.holderIdentity}")
 	if holder == "" {
@@ -172,6 +183,70 @@ func runLocalCluster(t *testing.T, localcluster, stateDir string, sig syscall.Si
 	}
 	if _, err := os.Stat(kubeconfig); err == nil {
 		t.Errorf("the kubeconfig of a stopped cluster was left at %s", kubeconfig)
+	}
+}
+
+// checkIngress drives the ingress path: a standard OAuth2 client gets a token
+// from the auth server with the sample client's credentials, and real nginx,
+// configured the way ingress-nginx configures auth-url, lets it through to
+// the upstream with the identity headers, or refuses.
+func checkIngress(t *testing.T, kubectl func(...string) string, authPort, nginxPort int) {
+	t.Helper()
+	secret := func(key string) string {
+		out := kubectl("get", "secret", "billing-credentials", "-o", "jsonpath={.data."+key+"}")
+		b, err := base64.StdEncoding.DecodeString(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	cc := clientcredentials.Config{
+		ClientID: secret("client_id"), ClientSecret: secret("client_secret"),
+		TokenURL:       fmt.Sprintf("http://127.0.0.1:%d/token", authPort),
+		EndpointParams: url.Values{"audience": {"orders-api"}},
+	}
+	var tok string
+	waitUntil(t, "the auth server issues a token", func() bool {
+		tk, err := cc.Token(context.Background())
+		if err == nil {
+			tok = tk.AccessToken
+		}
+		return err == nil
+	})
+	call := func(path, token string) (int, http.Header, string) {
+		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d%s", nginxPort, path), nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, string(b)
+	}
+	code, _, body := call("/api/orders/42", tok)
+	var echo struct {
+		Headers map[string]string `json:"headers"`
+	}
+	if code != 200 || json.Unmarshal([]byte(body), &echo) != nil {
+		t.Fatalf("valid token through nginx: %d %s", code, body)
+	}
+	if echo.Headers["X-User-Id"] != "default.billing" || echo.Headers["X-User-Permissions"] != "orders:items:read,orders:read" || echo.Headers["X-Client-Id"] != "default.billing" {
+		t.Errorf("the upstream did not get the identity headers: %v", echo.Headers)
+	}
+	if code, hdr, _ := call("/api/orders/42", ""); code != 401 || !strings.HasPrefix(hdr.Get("WWW-Authenticate"), "Bearer") {
+		t.Errorf("no token: %d, WWW-Authenticate %q", code, hdr.Get("WWW-Authenticate"))
+	}
+	if code, _, _ := call("/api/orders/42", tok+"x"); code != 401 {
+		t.Errorf("tampered token: %d", code)
+	}
+	if code, _, _ := call("/api/orders-admin/1", tok); code != 403 {
+		t.Errorf("missing permission orders:write: %d, want 403", code)
+	}
+	if code, _, _ := call("/api/payments/1", tok); code != 401 {
+		t.Errorf("token of another audience: %d, want 401", code)
 	}
 }
 
