@@ -106,8 +106,9 @@ test-e2e: $(ENVTEST_TOOLS) $(KUBE_CONTROLLER_MANAGER) $(AUTHFRAMEWORK) ## End-to
 	go test -count=1 -timeout 20m ./test/e2e/...
 
 .PHONY: bench
-bench: ## Benchmarks of the pure cores (go test -bench); figures in docs/benchmarks.md.
-	go test -run '^$$' -bench . -benchmem -count $(or $(BENCH_COUNT),3) ./internal/...
+bench: ## Benchmarks (go test -bench) and /validate under wrk next to a bare go-jose handler; figures in docs/benchmarks.md.
+	go test -run '^$$' -bench . -benchmem -count $(or $(BENCH_COUNT),3) ./internal/... ./webhook/...
+	go run ./hack/bench --duration $(or $(BENCH_DURATION),10s)
 
 .PHONY: fuzz
 fuzz: ## Fuzz token verification for FUZZTIME (default 60s).
