@@ -96,28 +96,37 @@ func (o *managerOptions) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.retryPeriod, "leader-election-retry-period", 2*time.Second, "How often leader election is retried.")
 	fs.DurationVar(&o.gracefulShutdown, "graceful-shutdown-timeout", 30*time.Second, "How long running reconciles may take to finish on shutdown.")
 	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "ServiceAccounts reconciled in parallel.")
-	o.log.bind(fs)
+}
+
+// parseCommand parses a subcommand's flags (its own, --kubeconfig and the
+// log flags) and installs its logger for controller-runtime and client-go.
+func parseCommand(name string, args []string, stderr io.Writer, bind func(*flag.FlagSet), log *logOptions) (logr.Logger, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	bind(fs)
+	log.bind(fs)
+	config.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return logr.Discard(), err
+	}
+	if fs.NArg() > 0 {
+		return logr.Discard(), fmt.Errorf("%s: unexpected arguments %q", name, fs.Args())
+	}
+	logger, err := log.build(stderr)
+	if err != nil {
+		return logr.Discard(), err
+	}
+	ctrl.SetLogger(logger)
+	klog.SetLogger(logger)
+	return logger, nil
 }
 
 func runManager(args []string, stderr io.Writer) error {
 	var opts managerOptions
-	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	opts.bind(fs)
-	config.RegisterFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("manager: unexpected arguments %q", fs.Args())
-	}
-
-	logger, err := opts.log.build(stderr)
+	logger, err := parseCommand("manager", args, stderr, opts.bind, &opts.log)
 	if err != nil {
 		return err
 	}
-	ctrl.SetLogger(logger)
-	klog.SetLogger(logger)
 	setupLog := logger.WithName("setup")
 
 	ctx := ctrl.SetupSignalHandler()

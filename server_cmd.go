@@ -16,11 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"k8s.io/client-go/rest"
-	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/config"
 
 	"github.com/authframework/authframework/webhook/auth"
 )
@@ -53,27 +51,14 @@ func (o *serverOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.headers.ClientID, "header-client-id", d.ClientID, "Response header carrying the client id.")
 	fs.StringVar(&o.headers.Roles, "header-roles", d.Roles, "Response header carrying the account's roles.")
 	fs.StringVar(&o.headers.TokenID, "header-token-id", d.TokenID, "Response header carrying the token id.")
-	o.log.bind(fs)
 }
 
 func runServer(args []string, stderr io.Writer) error {
 	var opts serverOptions
-	fs := flag.NewFlagSet("server", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	opts.bind(fs)
-	config.RegisterFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("server: unexpected arguments %q", fs.Args())
-	}
-	logger, err := opts.log.build(stderr)
+	logger, err := parseCommand("server", args, stderr, opts.bind, &opts.log)
 	if err != nil {
 		return err
 	}
-	ctrl.SetLogger(logger)
-	klog.SetLogger(logger)
 	log := logger.WithName("server")
 
 	cfg, err := ctrl.GetConfig()
