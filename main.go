@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/klog/v2"
@@ -27,9 +29,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
 	"github.com/authframework/authframework/controllers"
+	"github.com/authframework/authframework/internal/certs"
+	"github.com/authframework/authframework/webhook/admission"
 )
 
 const usage = `authframework — a Kubernetes-native token authority for machine identities.
@@ -82,6 +87,7 @@ type managerOptions struct {
 	retryPeriod             time.Duration
 	gracefulShutdown        time.Duration
 	maxConcurrentReconciles int
+	webhooks                webhookOptions
 	log                     logOptions
 }
 
@@ -96,6 +102,36 @@ func (o *managerOptions) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.retryPeriod, "leader-election-retry-period", 2*time.Second, "How often leader election is retried.")
 	fs.DurationVar(&o.gracefulShutdown, "graceful-shutdown-timeout", 30*time.Second, "How long running reconciles may take to finish on shutdown.")
 	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "ServiceAccounts reconciled in parallel.")
+	o.webhooks.bind(fs)
+}
+
+// webhookOptions configure the admission webhooks and their certificates.
+type webhookOptions struct {
+	enabled          bool
+	port             int
+	certMode         string
+	certDir          string
+	namespace        string
+	service          string
+	secret           string
+	validatingConfig string
+	mutatingConfig   string
+}
+
+func (o *webhookOptions) bind(fs *flag.FlagSet) {
+	ns := os.Getenv("POD_NAMESPACE")
+	if ns == "" {
+		ns = "authframework-system"
+	}
+	fs.BoolVar(&o.enabled, "enable-webhooks", true, "Serve the admission webhooks.")
+	fs.IntVar(&o.port, "webhook-port", 9443, "Port of the webhook server.")
+	fs.StringVar(&o.certMode, "webhook-cert-mode", "self", "Who provides the webhook certificate: self (the operator creates, renews and injects it) or cert-manager (read from --webhook-cert-dir; cert-manager's CA injector sets the caBundle).")
+	fs.StringVar(&o.certDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Directory with tls.crt and tls.key in cert-manager mode.")
+	fs.StringVar(&o.namespace, "namespace", ns, "The operator's namespace (default $POD_NAMESPACE).")
+	fs.StringVar(&o.service, "webhook-service", "authframework-webhook-service", "Name of the webhook Service, for the certificate's DNS names.")
+	fs.StringVar(&o.secret, "webhook-cert-secret", "authframework-webhook-certs", "Secret that holds the self-managed webhook certificates.")
+	fs.StringVar(&o.validatingConfig, "validating-webhook-configuration", "authframework-validating-webhook-configuration", "ValidatingWebhookConfiguration whose caBundle is injected.")
+	fs.StringVar(&o.mutatingConfig, "mutating-webhook-configuration", "authframework-mutating-webhook-configuration", "MutatingWebhookConfiguration whose caBundle is injected.")
 }
 
 // parseCommand parses a subcommand's flags (its own, --kubeconfig and the
@@ -156,7 +192,18 @@ func setupManager(ctx context.Context, opts managerOptions) (ctrl.Manager, error
 	if err != nil {
 		return nil, fmt.Errorf("loading kubeconfig: %w", err)
 	}
+	provider := &certs.Provider{}
+	whOpts := webhook.Options{Port: opts.webhooks.port}
+	switch opts.webhooks.certMode {
+	case "self":
+		whOpts.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.GetCertificate = provider.GetCertificate }}
+	case "cert-manager":
+		whOpts.CertDir = opts.webhooks.certDir
+	default:
+		return nil, fmt.Errorf("--webhook-cert-mode: want self or cert-manager, got %q", opts.webhooks.certMode)
+	}
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+		WebhookServer:           webhook.NewServer(whOpts),
 		Scheme:                  newScheme(),
 		Metrics:                 metricsserver.Options{BindAddress: opts.metricsAddr},
 		HealthProbeBindAddress:  opts.probeAddr,
@@ -178,6 +225,11 @@ func setupManager(ctx context.Context, opts managerOptions) (ctrl.Manager, error
 	if _, err := controllers.Setup(ctx, mgr, controllers.Options{Clock: clock.RealClock{}, MaxConcurrentReconciles: opts.maxConcurrentReconciles}); err != nil {
 		return nil, err
 	}
+	if opts.webhooks.enabled {
+		if err := setupWebhooks(mgr, opts.webhooks, provider); err != nil {
+			return nil, err
+		}
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, fmt.Errorf("adding health check: %w", err)
 	}
@@ -185,6 +237,23 @@ func setupManager(ctx context.Context, opts managerOptions) (ctrl.Manager, error
 		return nil, fmt.Errorf("adding ready check: %w", err)
 	}
 	return mgr, nil
+}
+
+func setupWebhooks(mgr ctrl.Manager, o webhookOptions, provider *certs.Provider) error {
+	if err := admission.Setup(mgr); err != nil {
+		return fmt.Errorf("setting up admission webhooks: %w", err)
+	}
+	if o.certMode != "self" {
+		return nil
+	}
+	svc := o.service + "." + o.namespace
+	return controllers.SetupWebhookCerts(mgr, controllers.WebhookCertOptions{
+		Secret:           types.NamespacedName{Namespace: o.namespace, Name: o.secret},
+		Hosts:            certs.Hosts{DNSNames: []string{svc + ".svc", svc + ".svc.cluster.local", svc}},
+		ValidatingConfig: o.validatingConfig,
+		MutatingConfig:   o.mutatingConfig,
+		Provider:         provider,
+	})
 }
 
 // logOptions choose the logger: structured JSON for clusters, console text for

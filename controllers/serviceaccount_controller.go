@@ -39,6 +39,9 @@ import (
 const (
 	IndexRoles       = "spec.roles"
 	IndexTokenPolicy = "spec.tokenPolicyRef.name"
+	// IndexClientID indexes accounts by their effective client id, which must
+	// be unique in the cluster.
+	IndexClientID = "clientID"
 )
 
 // ServiceAccountReconciler keeps an account's credentials Secret (client id
@@ -180,10 +183,10 @@ func (r *ServiceAccountReconciler) reconcileClientSecret(ctx context.Context, v 
 		verifier.Current = credentials.Hash(fresh) // a lost verifier is rebuilt from the plaintext
 	}
 	vb, _ := json.Marshal(verifier)
-	if err := r.writeSecret(ctx, sa, verifierSecret, sa.Name+VerifierSecretSuffix, SecretRoleVerifier, nil, map[string][]byte{VerifierKey: vb, ClientIDKey: []byte(clientID(sa))}); err != nil {
+	if err := r.writeSecret(ctx, sa, verifierSecret, sa.Name+VerifierSecretSuffix, SecretRoleVerifier, nil, map[string][]byte{VerifierKey: vb, ClientIDKey: []byte(ClientID(sa))}); err != nil {
 		return time.Time{}, err
 	}
-	if err := r.writeSecret(ctx, sa, creds, sa.Name+CredentialsSecretSuffix, SecretRoleCredentials, nil, map[string][]byte{ClientIDKey: []byte(clientID(sa)), ClientSecretKey: []byte(fresh)}); err != nil {
+	if err := r.writeSecret(ctx, sa, creds, sa.Name+CredentialsSecretSuffix, SecretRoleCredentials, nil, map[string][]byte{ClientIDKey: []byte(ClientID(sa)), ClientSecretKey: []byte(fresh)}); err != nil {
 		return time.Time{}, err
 	}
 	if d.Rotate && !state.CurrentSince.IsZero() {
@@ -198,7 +201,7 @@ func (r *ServiceAccountReconciler) reconcileClientSecret(ctx context.Context, v 
 	}
 
 	st := &sa.Status
-	st.ClientID = clientID(sa)
+	st.ClientID = ClientID(sa)
 	st.CredentialsSecretName = sa.Name + CredentialsSecretSuffix
 	st.SecretRotatedAt = metaTimeOf(d.State.CurrentSince)
 	st.PreviousSecretExpiresAt = metaTimeOf(d.State.PreviousUntil)
@@ -257,7 +260,7 @@ func (r *ServiceAccountReconciler) reconcileTokenSecret(ctx context.Context, v *
 			return time.Time{}, &errStalled{authv1alpha1.ReasonInvalidSpec, fmt.Sprintf("tokenSecret.permissions asks for permissions the account's roles do not grant: %s", joinOrNone(denied))}
 		}
 	}
-	hash := claimsHash(clientID(sa), audience, perms, v.roles, sa.Spec.ExtraClaims, p.Spec.Issuer, p.Spec.AccessTokenTTL.Duration)
+	hash := claimsHash(ClientID(sa), audience, perms, v.roles, sa.Spec.ExtraClaims, p.Spec.Issuer, p.Spec.AccessTokenTTL.Duration)
 
 	name := tokenSecretName(sa)
 	existing, err := r.getSecret(ctx, sa.Namespace, name)
@@ -324,7 +327,7 @@ func (r *ServiceAccountReconciler) mint(ctx context.Context, v *accountView, aud
 	}
 	sa := v.sa
 	return issuer.Issue(token.Request{
-		Subject: clientID(sa), ClientID: clientID(sa), Audience: audience, ID: hex.EncodeToString(jti),
+		Subject: ClientID(sa), ClientID: ClientID(sa), Audience: audience, ID: hex.EncodeToString(jti),
 		Permissions: perms, Roles: v.roles, Namespace: sa.Namespace, Extra: sa.Spec.ExtraClaims,
 	})
 }
@@ -492,6 +495,11 @@ func IndexServiceAccounts(ctx context.Context, mgr ctrl.Manager) error {
 	idx := mgr.GetFieldIndexer()
 	if err := idx.IndexField(ctx, &authv1alpha1.ServiceAccount{}, IndexRoles, func(o client.Object) []string {
 		return o.(*authv1alpha1.ServiceAccount).Spec.Roles
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &authv1alpha1.ServiceAccount{}, IndexClientID, func(o client.Object) []string {
+		return []string{ClientID(o.(*authv1alpha1.ServiceAccount))}
 	}); err != nil {
 		return err
 	}

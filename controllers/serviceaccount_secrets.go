@@ -51,9 +51,9 @@ const (
 	AnnotationTokenRefresh = "auth.authframework.dev/refresh-at"
 )
 
-// clientID is the account's OAuth2 client id: spec.clientID, else
+// ClientID is the account's OAuth2 client id: spec.clientID, else
 // <namespace>.<name>.
-func clientID(sa *authv1alpha1.ServiceAccount) string {
+func ClientID(sa *authv1alpha1.ServiceAccount) string {
 	if sa.Spec.ClientID != "" {
 		return sa.Spec.ClientID
 	}

@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -13,6 +14,7 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
+	"github.com/authframework/authframework/internal/certs"
 )
 
 // CacheOptions are the manager's cache settings: Secrets are cached only when
@@ -81,4 +83,29 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Controllers, e
 		return nil, fmt.Errorf("setting up the Role controller: %w", err)
 	}
 	return &Controllers{TokenPolicy: tp, ServiceAccount: sa, Role: role}, nil
+}
+
+// WebhookCertOptions configure the operator's own webhook certificates.
+type WebhookCertOptions struct {
+	// Secret holds the CA and serving certificate.
+	Secret types.NamespacedName
+	// Hosts the serving certificate covers: the webhook Service's DNS names.
+	Hosts certs.Hosts
+	// ValidatingConfig and MutatingConfig are the webhook configurations
+	// whose caBundle is injected.
+	ValidatingConfig, MutatingConfig string
+	// Clock decides renewals; the real clock when nil.
+	Clock clock.PassiveClock
+	// Provider is what the webhook server's GetCertificate reads.
+	Provider *certs.Provider
+}
+
+// SetupWebhookCerts registers the certificate reconciler (on every replica).
+func SetupWebhookCerts(mgr ctrl.Manager, o WebhookCertOptions) error {
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	r := &WebhookCertReconciler{Client: mgr.GetClient(), Clock: o.Clock, Secret: o.Secret, Hosts: o.Hosts, Provider: o.Provider,
+		ValidatingConfig: o.ValidatingConfig, MutatingConfig: o.MutatingConfig}
+	return r.SetupWithManager(mgr)
 }

@@ -11,7 +11,8 @@ import (
 type ServiceAccountSpec struct {
 	// TokenPolicyRef names the TokenPolicy, in the same namespace, that signs
 	// this account's tokens.
-	TokenPolicyRef LocalRef `json:"tokenPolicyRef"`
+	// +required
+	TokenPolicyRef LocalRef `json:"tokenPolicyRef,omitzero"`
 
 	// Roles names the Roles, in the same namespace, whose permissions this
 	// account holds.

@@ -130,6 +130,8 @@ func run(ctx context.Context, o options) error {
 		"--metrics-bind-address", "127.0.0.1:"+strconv.Itoa(o.metricsPort),
 		"--health-probe-bind-address", "127.0.0.1:"+strconv.Itoa(o.probePort),
 		"--log-format", "console",
+		// The local control plane has no webhook configurations installed.
+		"--enable-webhooks=false",
 	)
 	if err != nil {
 		return err

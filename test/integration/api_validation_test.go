@@ -266,11 +266,5 @@ func TestClientIDIsImmutable(t *testing.T) {
 	}
 
 	// Other fields remain editable.
-	if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(sa), sa); err != nil {
-		t.Fatal(err)
-	}
-	sa.Spec.Disabled = true
-	if err := k8sClient.Update(ctx, sa); err != nil {
-		t.Fatalf("disabling the account: %v", err)
-	}
+	update(t, sa, func() { sa.Spec.Disabled = true })
 }

@@ -227,8 +227,5 @@ func TestAuthServerFlow(t *testing.T) {
 func setDisabled(t *testing.T, key types.NamespacedName, disabled bool) {
 	t.Helper()
 	sa := getAccount(t, key)
-	sa.Spec.Disabled = disabled
-	if err := k8sClient.Update(context.Background(), sa); err != nil {
-		t.Fatal(err)
-	}
+	update(t, sa, func() { sa.Spec.Disabled = disabled })
 }

@@ -161,10 +161,7 @@ func TestServiceAccountRecoversWhenRoleAppears(t *testing.T) {
 	if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "orders-reader"}, &role); err != nil {
 		t.Fatal(err)
 	}
-	role.Spec.Permissions = append(role.Spec.Permissions, "orders:write")
-	if err := k8sClient.Update(context.Background(), &role); err != nil {
-		t.Fatal(err)
-	}
+	update(t, &role, func() { role.Spec.Permissions = append(role.Spec.Permissions, "orders:write") })
 	waitAccount(t, key, "permissions follow the role", func(sa *authv1alpha1.ServiceAccount) error {
 		if !slices.Contains(sa.Status.Permissions, "orders:write") {
 			return fmt.Errorf("permissions %v", sa.Status.Permissions)
@@ -350,10 +347,7 @@ func TestTokenSecret(t *testing.T) {
 
 	// Asking for permissions the roles do not grant is refused with a reason.
 	sa = getAccount(t, key)
-	sa.Spec.TokenSecret.Permissions = []string{"admin:*"}
-	if err := k8sClient.Update(context.Background(), sa); err != nil {
-		t.Fatal(err)
-	}
+	update(t, sa, func() { sa.Spec.TokenSecret.Permissions = []string{"admin:*"} })
 	waitAccount(t, key, "stalled on a bad token request", func(sa *authv1alpha1.ServiceAccount) error {
 		c := meta.FindStatusCondition(sa.Status.Conditions, authv1alpha1.ConditionReady)
 		if c == nil || c.Status != metav1.ConditionFalse || c.Reason != authv1alpha1.ReasonInvalidSpec {

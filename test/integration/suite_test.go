@@ -4,13 +4,17 @@ package integration
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -19,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -29,7 +34,9 @@ import (
 
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
 	"github.com/authframework/authframework/controllers"
+	"github.com/authframework/authframework/internal/certs"
 	"github.com/authframework/authframework/test/testenv"
+	"github.com/authframework/authframework/webhook/admission"
 )
 
 var (
@@ -40,6 +47,10 @@ var (
 	// fakeClock is the controllers' clock; tests step it past schedule times.
 	fakeClock = clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	ctrls     *controllers.Controllers
+	// certClock decides webhook certificate renewals. It starts at the real
+	// time because the API server checks certificates against its own clock.
+	certClock    = clocktesting.NewFakeClock(time.Now())
+	certProvider = &certs.Provider{}
 	// kubeconfig is a kubeconfig file with system:masters rights on the test
 	// apiserver, for the kubectl tests.
 	kubeconfig string
@@ -60,6 +71,7 @@ func runSuite(m *testing.M) int {
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: testenv.K8sBinDir(),
 		Scheme:                scheme,
+		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{testenv.Path("config", "webhook", "manifests.yaml")}},
 	}
 	var err error
 	cfg, err = testEnv.Start()
@@ -131,8 +143,13 @@ func runSuite(m *testing.M) int {
 
 // startManager runs the controllers the way main does, on the fake clock.
 func startManager(ctx context.Context) (<-chan struct{}, error) {
+	wh := &testEnv.WebhookInstallOptions
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 scheme,
+		Scheme: scheme,
+		// The webhook server serves the certificate the operator manages
+		// itself, not the one envtest generated.
+		WebhookServer: webhook.NewServer(webhook.Options{Host: wh.LocalServingHost, Port: wh.LocalServingPort,
+			TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.GetCertificate = certProvider.GetCertificate }}}),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Cache:                  controllers.CacheOptions(),
@@ -143,6 +160,19 @@ func startManager(ctx context.Context) (<-chan struct{}, error) {
 	}
 	ctrls, err = controllers.Setup(ctx, mgr, controllers.Options{Clock: fakeClock, MaxConcurrentReconciles: 4})
 	if err != nil {
+		return nil, err
+	}
+	if err := admission.Setup(mgr); err != nil {
+		return nil, err
+	}
+	if err := controllers.SetupWebhookCerts(mgr, controllers.WebhookCertOptions{
+		Secret:           types.NamespacedName{Namespace: "default", Name: "authframework-webhook-certs"},
+		Hosts:            certs.Hosts{DNSNames: []string{"localhost"}, IPs: []net.IP{net.ParseIP(wh.LocalServingHost)}},
+		ValidatingConfig: "validating-webhook-configuration",
+		MutatingConfig:   "mutating-webhook-configuration",
+		Clock:            certClock,
+		Provider:         certProvider,
+	}); err != nil {
 		return nil, err
 	}
 	done := make(chan struct{})
@@ -168,3 +198,19 @@ func newNamespace(t *testing.T) string {
 }
 
 func keyOf(name string) client.ObjectKey { return client.ObjectKey{Name: name} }
+
+// update reads obj fresh, applies mutate and writes it, retrying when a
+// controller's status write got there first.
+func update(t *testing.T, obj client.Object, mutate func()) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		mutate()
+		return k8sClient.Update(context.Background(), obj)
+	})
+	if err != nil {
+		t.Fatalf("updating %s: %v", obj.GetName(), err)
+	}
+}

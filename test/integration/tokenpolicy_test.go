@@ -235,10 +235,7 @@ func TestTokenPolicyKeysRotate(t *testing.T) {
 	// 5. Revoking a retired key removes it from the set at once; revoking the
 	// active key activates a new one at once.
 	p = getPolicy(t, key)
-	p.Spec.RevokedKeys = []string{second}
-	if err := k8sClient.Update(ctx, p); err != nil {
-		t.Fatal(err)
-	}
+	update(t, p, func() { p.Spec.RevokedKeys = []string{second} })
 	waitFor(t, key, "retired key revoked", func(p *authv1alpha1.TokenPolicy) error {
 		if keyStates(p)[second] != authv1alpha1.KeyRevoked {
 			return fmt.Errorf("keys %v", keyStates(p))

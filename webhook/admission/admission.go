@@ -1,0 +1,270 @@
+// Package admission holds the defaulting and validating webhooks of the four
+// kinds: what the CRD schema and CEL cannot check — references across
+// objects, cluster-wide uniqueness, changes that affect live tokens, and
+// advice returned as admission warnings.
+//
+// The webhooks are scoped to the auth.authframework.dev group. Validation
+// fails closed for our kinds only; defaulting fails open (the controllers
+// apply the same default), and no webhook sees DELETE, so a down operator
+// never blocks namespace deletion or anything outside our group.
+package admission
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
+	"github.com/authframework/authframework/controllers"
+	"github.com/authframework/authframework/internal/authz"
+)
+
+// MinPrePublish is the shortest pre-publish lead that does not warn: common
+// verifiers cache JWKS for 10 minutes.
+const MinPrePublish = 10 * time.Minute
+
+// Setup registers every webhook with the manager's webhook server.
+func Setup(mgr ctrl.Manager) error {
+	r := mgr.GetClient()
+	if err := ctrl.NewWebhookManagedBy(mgr, &authv1alpha1.ServiceAccount{}).
+		WithDefaulter(&ServiceAccountDefaulter{}).WithValidator(&ServiceAccountValidator{Reader: r}).Complete(); err != nil {
+		return err
+	}
+	if err := ctrl.NewWebhookManagedBy(mgr, &authv1alpha1.TokenPolicy{}).WithValidator(&TokenPolicyValidator{Reader: r}).Complete(); err != nil {
+		return err
+	}
+	if err := ctrl.NewWebhookManagedBy(mgr, &authv1alpha1.Role{}).WithValidator(&RoleValidator{}).Complete(); err != nil {
+		return err
+	}
+	return ctrl.NewWebhookManagedBy(mgr, &authv1alpha1.AuthServer{}).WithValidator(&AuthServerValidator{Reader: r}).Complete()
+}
+
+var group = authv1alpha1.GroupVersion.Group
+
+func invalid(kind, name string, errs field.ErrorList) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return apierrors.NewInvalid(schema.GroupKind{Group: group, Kind: kind}, name, errs)
+}
+
+// +kubebuilder:webhook:path=/mutate-auth-authframework-dev-v1alpha1-serviceaccount,mutating=true,failurePolicy=ignore,sideEffects=None,groups=auth.authframework.dev,resources=serviceaccounts,verbs=create;update,versions=v1alpha1,name=mserviceaccount.auth.authframework.dev,admissionReviewVersions=v1,timeoutSeconds=5
+
+// ServiceAccountDefaulter writes the effective client id into the spec, so
+// it is visible and, once set, immutable (a CEL transition rule).
+type ServiceAccountDefaulter struct{}
+
+// Default implements admission.Defaulter.
+func (*ServiceAccountDefaulter) Default(_ context.Context, sa *authv1alpha1.ServiceAccount) error {
+	if sa.Spec.ClientID == "" && sa.Name != "" && sa.Namespace != "" {
+		sa.Spec.ClientID = controllers.ClientID(sa)
+	}
+	return nil
+}
+
+// +kubebuilder:webhook:path=/validate-auth-authframework-dev-v1alpha1-serviceaccount,mutating=false,failurePolicy=fail,sideEffects=None,groups=auth.authframework.dev,resources=serviceaccounts,verbs=create;update,versions=v1alpha1,name=vserviceaccount.auth.authframework.dev,admissionReviewVersions=v1,timeoutSeconds=5
+
+// ServiceAccountValidator refuses a client id another account already uses
+// (anywhere in the cluster) and warns about references that do not resolve.
+type ServiceAccountValidator struct{ Reader client.Reader }
+
+// ValidateCreate implements admission.Validator.
+func (v *ServiceAccountValidator) ValidateCreate(ctx context.Context, sa *authv1alpha1.ServiceAccount) (admission.Warnings, error) {
+	return v.validate(ctx, sa)
+}
+
+// ValidateUpdate implements admission.Validator.
+func (v *ServiceAccountValidator) ValidateUpdate(ctx context.Context, _, sa *authv1alpha1.ServiceAccount) (admission.Warnings, error) {
+	return v.validate(ctx, sa)
+}
+
+// ValidateDelete implements admission.Validator; DELETE is not sent to this
+// webhook.
+func (v *ServiceAccountValidator) ValidateDelete(context.Context, *authv1alpha1.ServiceAccount) (admission.Warnings, error) {
+	return nil, nil
+}
+
+func (v *ServiceAccountValidator) validate(ctx context.Context, sa *authv1alpha1.ServiceAccount) (admission.Warnings, error) {
+	var errs field.ErrorList
+	id := controllers.ClientID(sa)
+	var others authv1alpha1.ServiceAccountList
+	if err := v.Reader.List(ctx, &others, client.MatchingFields{controllers.IndexClientID: id}); err != nil {
+		return nil, apierrors.NewInternalError(fmt.Errorf("looking up client ids: %w", err))
+	}
+	for _, o := range others.Items {
+		if o.Namespace != sa.Namespace || o.Name != sa.Name {
+			errs = append(errs, field.Duplicate(field.NewPath("spec", "clientID"), id+" (used by "+o.Namespace+"/"+o.Name+")"))
+			break
+		}
+	}
+	var warnings admission.Warnings
+	var policy authv1alpha1.TokenPolicy
+	switch err := v.Reader.Get(ctx, types.NamespacedName{Namespace: sa.Namespace, Name: sa.Spec.TokenPolicyRef.Name}, &policy); {
+	case apierrors.IsNotFound(err):
+		warnings = append(warnings, fmt.Sprintf("spec.tokenPolicyRef: TokenPolicy %q does not exist in namespace %s; the account gets no tokens until it does", sa.Spec.TokenPolicyRef.Name, sa.Namespace))
+	case err != nil:
+		return nil, apierrors.NewInternalError(err)
+	case sa.Spec.TokenSecret != nil && sa.Spec.TokenSecret.Audience != "" && !slices.Contains(policy.Spec.Audiences, sa.Spec.TokenSecret.Audience):
+		errs = append(errs, field.NotSupported(field.NewPath("spec", "tokenSecret", "audience"), sa.Spec.TokenSecret.Audience, policy.Spec.Audiences))
+	}
+	var missing []string
+	for _, name := range sa.Spec.Roles {
+		var role authv1alpha1.Role
+		if err := v.Reader.Get(ctx, types.NamespacedName{Namespace: sa.Namespace, Name: name}, &role); apierrors.IsNotFound(err) {
+			missing = append(missing, name)
+		} else if err != nil {
+			return nil, apierrors.NewInternalError(err)
+		}
+	}
+	if len(missing) > 0 {
+		warnings = append(warnings, fmt.Sprintf("spec.roles: Role(s) %s do not exist in namespace %s; their permissions are not granted until they do", strings.Join(missing, ", "), sa.Namespace))
+	}
+	return warnings, invalid("ServiceAccount", sa.Name, errs)
+}
+
+// +kubebuilder:webhook:path=/validate-auth-authframework-dev-v1alpha1-tokenpolicy,mutating=false,failurePolicy=fail,sideEffects=None,groups=auth.authframework.dev,resources=tokenpolicies,verbs=create;update,versions=v1alpha1,name=vtokenpolicy.auth.authframework.dev,admissionReviewVersions=v1,timeoutSeconds=5
+
+// TokenPolicyValidator explains changes that affect live tokens.
+type TokenPolicyValidator struct{ Reader client.Reader }
+
+// ValidateCreate implements admission.Validator.
+func (v *TokenPolicyValidator) ValidateCreate(_ context.Context, p *authv1alpha1.TokenPolicy) (admission.Warnings, error) {
+	return prePublishWarnings(p), nil
+}
+
+// ValidateUpdate implements admission.Validator.
+func (v *TokenPolicyValidator) ValidateUpdate(ctx context.Context, old, p *authv1alpha1.TokenPolicy) (admission.Warnings, error) {
+	warnings := prePublishWarnings(p)
+	if old.Spec.Algorithm != p.Spec.Algorithm {
+		warnings = append(warnings, fmt.Sprintf("spec.algorithm: changing %s to %s rolls the keys over through a rotation: a new %s key is published now and signs after the pre-publish lead (%s); tokens signed with the %s key stay valid until they expire",
+			old.Spec.Algorithm, p.Spec.Algorithm, p.Spec.Algorithm, p.Spec.Rotation.PrePublish.Duration, old.Spec.Algorithm))
+	}
+	if old.Spec.Issuer != p.Spec.Issuer {
+		warnings = append(warnings, fmt.Sprintf("spec.issuer: tokens issued before carry iss %q; verifiers that check the new issuer %q refuse them until they expire (at most %s); consider a new TokenPolicy and moving accounts to it instead",
+			old.Spec.Issuer, p.Spec.Issuer, old.Spec.AccessTokenTTL.Duration))
+	}
+	for _, aud := range old.Spec.Audiences {
+		if slices.Contains(p.Spec.Audiences, aud) {
+			continue
+		}
+		var users authv1alpha1.ServiceAccountList
+		if err := v.Reader.List(ctx, &users, client.InNamespace(p.Namespace), client.MatchingFields{controllers.IndexTokenPolicy: p.Name}); err != nil {
+			return nil, apierrors.NewInternalError(err)
+		}
+		for _, sa := range users.Items {
+			if sa.Spec.TokenSecret != nil && sa.Spec.TokenSecret.Audience == aud {
+				warnings = append(warnings, fmt.Sprintf("spec.audiences: %q is removed but ServiceAccount %s mints its token Secret for it", aud, sa.Name))
+			}
+		}
+	}
+	known := map[string]authv1alpha1.KeyState{}
+	for _, k := range p.Status.Keys {
+		known[k.KeyID] = k.State
+	}
+	for _, kid := range p.Spec.RevokedKeys {
+		if slices.Contains(old.Spec.RevokedKeys, kid) {
+			continue
+		}
+		switch state, ok := known[kid]; {
+		case !ok:
+			warnings = append(warnings, fmt.Sprintf("spec.revokedKeys: %s is not a key of this policy", kid))
+		case state == authv1alpha1.KeyActive:
+			warnings = append(warnings, fmt.Sprintf("spec.revokedKeys: %s is the active key; every token it signed is refused at once and a new key signs from now on", kid))
+		}
+	}
+	return warnings, nil
+}
+
+// ValidateDelete implements admission.Validator; DELETE is not sent.
+func (v *TokenPolicyValidator) ValidateDelete(context.Context, *authv1alpha1.TokenPolicy) (admission.Warnings, error) {
+	return nil, nil
+}
+
+func prePublishWarnings(p *authv1alpha1.TokenPolicy) admission.Warnings {
+	if d := p.Spec.Rotation.PrePublish.Duration; d > 0 && d < MinPrePublish {
+		return admission.Warnings{fmt.Sprintf("spec.rotation.prePublish: %s is shorter than the 10m for which common verifiers cache JWKS; they may meet tokens of a key they have not fetched yet", d)}
+	}
+	return nil
+}
+
+// +kubebuilder:webhook:path=/validate-auth-authframework-dev-v1alpha1-role,mutating=false,failurePolicy=fail,sideEffects=None,groups=auth.authframework.dev,resources=roles,verbs=create;update,versions=v1alpha1,name=vrole.auth.authframework.dev,admissionReviewVersions=v1,timeoutSeconds=5
+
+// RoleValidator refuses rules that can never work and warns about redundant
+// permissions (authz.Lint).
+type RoleValidator struct{}
+
+// ValidateCreate implements admission.Validator.
+func (v *RoleValidator) ValidateCreate(_ context.Context, r *authv1alpha1.Role) (admission.Warnings, error) {
+	return v.validate(r)
+}
+
+// ValidateUpdate implements admission.Validator.
+func (v *RoleValidator) ValidateUpdate(_ context.Context, _, r *authv1alpha1.Role) (admission.Warnings, error) {
+	return v.validate(r)
+}
+
+// ValidateDelete implements admission.Validator; DELETE is not sent.
+func (v *RoleValidator) ValidateDelete(context.Context, *authv1alpha1.Role) (admission.Warnings, error) {
+	return nil, nil
+}
+
+func (v *RoleValidator) validate(r *authv1alpha1.Role) (admission.Warnings, error) {
+	routes := make([]authz.Route, 0, len(r.Spec.Routes))
+	for _, rr := range r.Spec.Routes {
+		routes = append(routes, authz.Route{Hosts: rr.Hosts, Paths: rr.Paths, Methods: rr.Methods})
+	}
+	problems, warnings := authz.Lint(r.Spec.Permissions, routes)
+	var errs field.ErrorList
+	for _, p := range problems {
+		errs = append(errs, field.Invalid(field.NewPath("spec", "routes"), "", p))
+	}
+	return warnings, invalid("Role", r.Name, errs)
+}
+
+// +kubebuilder:webhook:path=/validate-auth-authframework-dev-v1alpha1-authserver,mutating=false,failurePolicy=fail,sideEffects=None,groups=auth.authframework.dev,resources=authservers,verbs=create;update,versions=v1alpha1,name=vauthserver.auth.authframework.dev,admissionReviewVersions=v1,timeoutSeconds=5
+
+// AuthServerValidator warns about settings that will not do what the user
+// expects.
+type AuthServerValidator struct{ Reader client.Reader }
+
+// ValidateCreate implements admission.Validator.
+func (v *AuthServerValidator) ValidateCreate(_ context.Context, s *authv1alpha1.AuthServer) (admission.Warnings, error) {
+	return authServerWarnings(s), nil
+}
+
+// ValidateUpdate implements admission.Validator.
+func (v *AuthServerValidator) ValidateUpdate(_ context.Context, _, s *authv1alpha1.AuthServer) (admission.Warnings, error) {
+	return authServerWarnings(s), nil
+}
+
+// ValidateDelete implements admission.Validator; DELETE is not sent.
+func (v *AuthServerValidator) ValidateDelete(context.Context, *authv1alpha1.AuthServer) (admission.Warnings, error) {
+	return nil, nil
+}
+
+func authServerWarnings(s *authv1alpha1.AuthServer) admission.Warnings {
+	var w admission.Warnings
+	if s.Spec.Autoscaling != nil {
+		if _, ok := s.Spec.Resources.Requests[corev1.ResourceCPU]; !ok {
+			w = append(w, "spec.resources.requests.cpu: the HPA's CPU target is a share of the CPU request; without one it cannot scale on CPU")
+		}
+	}
+	if img := s.Spec.Image; !strings.Contains(img, "@") && (strings.HasSuffix(img, ":latest") || !strings.Contains(img[strings.LastIndex(img, "/")+1:], ":")) {
+		w = append(w, "spec.image: pin a tag or digest; with :latest a rollout cannot tell one template from the next")
+	}
+	if s.Spec.Rollout.SmokeTests.Enabled != nil && !*s.Spec.Rollout.SmokeTests.Enabled {
+		w = append(w, "spec.rollout.smokeTests.enabled: false promotes a new auth server without checking that it validates tokens")
+	}
+	return w
+}
