@@ -40,6 +40,7 @@ export KUBEBUILDER_ASSETS = $(K8S_BIN)
 export AUTHFRAMEWORK_BIN = $(AUTHFRAMEWORK)
 export AUTHFRAMEWORK_KUBECTL = $(KUBECTL)
 export AUTHFRAMEWORK_KUBE_CONTROLLER_MANAGER = $(KUBE_CONTROLLER_MANAGER)
+export AUTHFRAMEWORK_HELM = $(HELM)
 
 UNIT_PKGS = $(shell go list ./... | grep -v /test/)
 
@@ -58,6 +59,7 @@ manifests: $(CONTROLLER_GEN) ## Generate CRDs (config/crd/bases), RBAC (config/r
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd webhook paths="./..." \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac \
 		output:webhook:artifacts:config=config/webhook
+	hack/gen-chart.sh
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate deepcopy code for the API types.
@@ -98,7 +100,7 @@ test-unit: ## Unit tests of the pure packages (no control plane).
 	go test -race -count=1 $(UNIT_PKGS)
 
 .PHONY: test-integration
-test-integration: $(ENVTEST_TOOLS) $(KUBE_CONTROLLER_MANAGER) $(SETUP_ENVTEST) ## envtest integration tests against a real kube-apiserver and etcd.
+test-integration: $(ENVTEST_TOOLS) $(KUBE_CONTROLLER_MANAGER) $(HELM) $(SETUP_ENVTEST) ## envtest integration tests against a real kube-apiserver and etcd.
 	@echo "KUBEBUILDER_ASSETS=$$($(SETUP_ENVTEST) use $(K8S_VERSION) --bin-dir $(BIN) -i -p path)"
 	go test -count=1 -timeout 20m ./test/integration/...
 

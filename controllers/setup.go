@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -35,6 +37,8 @@ type Options struct {
 	// MaxConcurrentReconciles of the ServiceAccount controller, the one with
 	// thousands of objects.
 	MaxConcurrentReconciles int
+	// Registry receives the controllers' metrics; controller-runtime's when nil.
+	Registry prometheus.Registerer
 }
 
 // Controllers are the reconcilers Setup registered, for tests that need to
@@ -51,7 +55,10 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Controllers, e
 		opts.Clock = clock.RealClock{}
 	}
 	metrics := NewPolicyMetrics(mgr.GetCache(), opts.Clock)
-	if err := metrics.Register(ctrlmetrics.Registry); err != nil {
+	if opts.Registry == nil {
+		opts.Registry = ctrlmetrics.Registry
+	}
+	if err := metrics.Register(opts.Registry); err != nil {
 		return nil, fmt.Errorf("registering token policy metrics: %w", err)
 	}
 	tp := &TokenPolicyReconciler{

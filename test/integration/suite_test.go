@@ -29,6 +29,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 
@@ -153,7 +154,7 @@ func startManager(ctx context.Context) (<-chan struct{}, error) {
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Cache:                  controllers.CacheOptions(),
-		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
+		Controller:             controllerConfig(),
 	})
 	if err != nil {
 		return nil, err
@@ -213,4 +214,17 @@ func update(t *testing.T, obj client.Object, mutate func()) {
 	if err != nil {
 		t.Fatalf("updating %s: %v", obj.GetName(), err)
 	}
+}
+
+// decodeTyped turns YAML into a typed object of the suite's scheme.
+func decodeTyped(b []byte) (client.Object, error) {
+	obj, _, err := serializer.NewCodecFactory(scheme).UniversalDeserializer().Decode(b, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return obj.(client.Object), nil
+}
+
+func controllerConfig() config.Controller {
+	return config.Controller{SkipNameValidation: ptr.To(true)}
 }

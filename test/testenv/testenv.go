@@ -86,3 +86,11 @@ func StartGarbageCollector(bin, kubeconfig string, logTo io.Writer) (stop func()
 		}
 	}, nil
 }
+
+// Helm is the helm built for the pinned version.
+func Helm() string {
+	if p := os.Getenv("AUTHFRAMEWORK_HELM"); p != "" {
+		return p
+	}
+	return Path("bin", "helm-v3.22.0")
+}

@@ -1,0 +1,299 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/rest"
+	clocktesting "k8s.io/utils/clock/testing"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/yaml"
+
+	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
+	"github.com/authframework/authframework/controllers"
+	"github.com/authframework/authframework/test/testenv"
+)
+
+var chart = testenv.Path("charts", "authframework")
+
+// helm runs the built helm with a private home (helm needs a writable one).
+func helm(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	bin := testenv.Helm()
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("helm not built at %s (make tools): %v", bin, err)
+	}
+	home := t.TempDir()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CACHE_HOME="+filepath.Join(home, "cache"), "XDG_CONFIG_HOME="+filepath.Join(home, "config"), "XDG_DATA_HOME="+filepath.Join(home, "data"))
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	err := cmd.Run()
+	if err != nil {
+		return out.String() + stderr.String(), err
+	}
+	return out.String(), nil
+}
+
+func kubectlStdin(t *testing.T, stdin string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(testenv.Kubectl(), append([]string{"--kubeconfig", kubeconfig}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func TestHelmLint(t *testing.T) {
+	if out, err := helm(t, "lint", "--strict", chart); err != nil {
+		t.Fatalf("helm lint --strict: %v\n%s", err, out)
+	}
+}
+
+// TestHelmTemplateIsAccepted renders the chart with default values and with
+// every toggle flipped, and has the real API server validate each rendering
+// (kubectl apply --dry-run=server).
+func TestHelmTemplateIsAccepted(t *testing.T) {
+	for _, f := range []string{"crd-servicemonitors.yaml", "crd-certificates.yaml", "crd-issuers.yaml"} {
+		if out, err := kubectl2(t, "apply", "-f", testenv.Path("test", "integration", "testdata", f)); err != nil {
+			t.Fatalf("installing stand-in CRD %s: %v\n%s", f, err, out)
+		}
+	}
+	cases := map[string][]string{
+		"defaults": nil,
+		"every toggle flipped": {
+			"--set", "crds.install=false", "--set", "crds.keep=false",
+			"--set", "webhooks.certManager.enabled=true",
+			"--set", "metrics.serviceMonitor.enabled=true", "--set", "networkPolicy.enabled=true",
+			"--set", "defaults.tokenPolicy.create=true", "--set", "defaults.authServer.create=true",
+			"--set", "replicaCount=3", "--set", "manager.logFormat=console",
+		},
+		"webhooks off": {"--set", "webhooks.enabled=false"},
+		"cert-manager with an existing ClusterIssuer": {"--set", "webhooks.certManager.enabled=true", "--set", "webhooks.certManager.issuerRef.name=ca", "--set", "webhooks.certManager.issuerRef.kind=ClusterIssuer"},
+	}
+	for name, set := range cases {
+		t.Run(name, func(t *testing.T) {
+			ns := newNamespace(t)
+			rendered, err := helm(t, append([]string{"template", "af", chart, "--namespace", ns}, set...)...)
+			if err != nil {
+				t.Fatalf("helm template: %v\n%s", err, rendered)
+			}
+			out, err := kubectlStdin(t, rendered, "apply", "--dry-run=server", "-n", ns, "-f", "-")
+			if err != nil {
+				t.Fatalf("kubectl apply --dry-run=server refused the rendering: %v\n%s", err, out)
+			}
+			if name == "every toggle flipped" {
+				for _, want := range []string{"servicemonitor.monitoring.coreos.com/af-authframework", "networkpolicy.networking.k8s.io/af-authframework",
+					"certificate.cert-manager.io/af-authframework-webhook", "issuer.cert-manager.io/af-authframework-selfsigned",
+					"tokenpolicy.auth.authframework.dev/default", "authserver.auth.authframework.dev/auth"} {
+					if !strings.Contains(out, want) {
+						t.Errorf("%s missing from\n%s", want, out)
+					}
+				}
+				if strings.Contains(out, "customresourcedefinition") {
+					t.Errorf("crds.install=false still renders CRDs")
+				}
+			}
+		})
+	}
+}
+
+func kubectl2(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	out, err := exec.Command(testenv.Kubectl(), append([]string{"--kubeconfig", kubeconfig}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// TestHelmValuesSchema: bad values fail at install with a clear message.
+func TestHelmValuesSchema(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("replicas: 3\nimage:\n  pullPolicy: Sometimes\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := helm(t, "template", "af", chart, "-f", bad)
+	if err == nil {
+		t.Fatal("a values file with an unknown key and a bad enum was accepted")
+	}
+	for _, want := range []string{"values don't meet the specifications of the schema", "replicas", "pullPolicy"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("schema error does not mention %q:\n%s", want, out)
+		}
+	}
+	out, err = helm(t, "template", "af", chart, "--set", "replicaCount=0")
+	if err == nil || !strings.Contains(out, "replicaCount") {
+		t.Errorf("replicaCount=0: %v\n%s", err, out)
+	}
+}
+
+// TestChartRBAC runs the controllers with nothing but the chart's RBAC, by
+// impersonating the chart's ServiceAccount against a control plane of its
+// own, and checks that they reconcile the samples and hold no wildcard.
+func TestChartRBAC(t *testing.T) {
+	rendered, err := helm(t, "template", "af", chart, "--namespace", "authframework-system",
+		"--show-only", "templates/serviceaccount.yaml", "--show-only", "templates/clusterrole.yaml", "--show-only", "templates/rbac.yaml")
+	if err != nil {
+		t.Fatalf("helm template: %v\n%s", err, rendered)
+	}
+	// No wildcards, no privilege escalation verbs, nothing on Secrets beyond
+	// what the controllers use.
+	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(rendered), 4096)
+	for {
+		var obj map[string]any
+		if err := dec.Decode(&obj); err != nil {
+			break
+		}
+		if obj["kind"] != "ClusterRole" && obj["kind"] != "Role" {
+			continue
+		}
+		b, _ := yaml.Marshal(obj)
+		var role rbacv1.ClusterRole
+		if err := yaml.Unmarshal(b, &role); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range role.Rules {
+			for _, list := range [][]string{r.Verbs, r.Resources, r.APIGroups} {
+				if slices.Contains(list, "*") {
+					t.Errorf("%s has a wildcard rule %+v", role.Name, r)
+				}
+			}
+			for _, v := range r.Verbs {
+				if slices.Contains([]string{"escalate", "bind", "impersonate", "deletecollection"}, v) {
+					t.Errorf("%s grants %s", role.Name, v)
+				}
+			}
+			if slices.Contains(r.Resources, "secrets") {
+				for _, v := range r.Verbs {
+					if !slices.Contains([]string{"get", "list", "watch", "create", "update", "patch", "delete"}, v) {
+						t.Errorf("%s grants %s on secrets", role.Name, v)
+					}
+				}
+			}
+		}
+	}
+
+	env := &envtest.Environment{
+		CRDDirectoryPaths: []string{testenv.Path("config", "crd", "bases")}, ErrorIfCRDPathMissing: true,
+		BinaryAssetsDirectory: testenv.K8sBinDir(), Scheme: scheme,
+	}
+	adminCfg, err := env.Start()
+	if err != nil {
+		_ = env.Stop()
+		t.Fatal(err)
+	}
+	defer func() { _ = env.Stop() }()
+	admin, err := client.New(adminCfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, name := range []string{"authframework-system", "team"} {
+		if err := admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dec = utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(rendered), 4096)
+	for {
+		var u map[string]any
+		if err := dec.Decode(&u); err != nil {
+			break
+		}
+		if len(u) == 0 {
+			continue
+		}
+		b, _ := yaml.Marshal(u)
+		obj, err := decodeTyped(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := admin.Create(ctx, obj); err != nil {
+			t.Fatalf("applying the chart's RBAC: %v", err)
+		}
+	}
+
+	// The operator as the chart runs it: impersonating its ServiceAccount.
+	saCfg := rest.CopyConfig(adminCfg)
+	saCfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:authframework-system:af-authframework"}
+	mgr, err := ctrl.NewManager(saCfg, ctrl.Options{
+		Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+		Cache: controllers.CacheOptions(), LeaderElection: true, LeaderElectionID: "rbac-test", LeaderElectionNamespace: "authframework-system",
+		Controller: controllerConfig(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := controllers.Setup(ctx, mgr, controllers.Options{Clock: clocktesting.NewFakeClock(time.Now()), Registry: prometheus.NewRegistry()}); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = mgr.Start(ctx) }()
+
+	// The samples, applied as an admin.
+	for _, f := range []string{"auth_v1alpha1_tokenpolicy.yaml", "auth_v1alpha1_role_orders_reader.yaml", "auth_v1alpha1_role_inventory_admin.yaml", "auth_v1alpha1_serviceaccount_billing.yaml", "auth_v1alpha1_serviceaccount_stock_sync.yaml"} {
+		for _, obj := range readObjects(t, testenv.Path("config", "samples", f)) {
+			obj.SetNamespace("team")
+			if err := admin.Create(ctx, obj); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	eventually(t, "the samples reconciled with the chart's RBAC only", func() error {
+		for _, name := range []string{"billing", "stock-sync"} {
+			var sa authv1alpha1.ServiceAccount
+			if err := admin.Get(ctx, types.NamespacedName{Namespace: "team", Name: name}, &sa); err != nil {
+				return err
+			}
+			if !meta.IsStatusConditionTrue(sa.Status.Conditions, authv1alpha1.ConditionReady) || sa.Status.TokenSecretName == "" && name == "stock-sync" {
+				return fmt.Errorf("%s: %+v", name, sa.Status.Conditions)
+			}
+		}
+		return nil
+	})
+	// And nothing beyond: the operator's identity cannot read pods or
+	// ConfigMaps, nor grant itself more.
+	as, err := client.New(saCfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, list := range []client.ObjectList{&corev1.PodList{}, &corev1.ConfigMapList{}, &rbacv1.ClusterRoleList{}} {
+		if err := as.List(ctx, list); !apierrors.IsForbidden(err) {
+			t.Errorf("the operator can list %T: %v", list, err)
+		}
+	}
+}
+
+// TestKustomizeInstall: the other install path, `kubectl apply -k
+// config/default`, is accepted by the API server.
+func TestKustomizeInstall(t *testing.T) {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "authframework-system"}}
+	if err := k8sClient.Create(context.Background(), ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	out, err := kubectl2(t, "apply", "--dry-run=server", "-k", testenv.Path("config", "default"))
+	if err != nil {
+		t.Fatalf("kubectl apply -k config/default: %v\n%s", err, out)
+	}
+	for _, want := range []string{"deployment.apps/authframework-manager", "clusterrole.rbac.authorization.k8s.io/authframework-manager-role",
+		"validatingwebhookconfiguration.admissionregistration.k8s.io/authframework-validating-webhook-configuration", "service/authframework-webhook-service"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("%s missing from\n%s", want, out)
+		}
+	}
+}
