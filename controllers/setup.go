@@ -39,6 +39,9 @@ type Options struct {
 	MaxConcurrentReconciles int
 	// Registry receives the controllers' metrics; controller-runtime's when nil.
 	Registry prometheus.Registerer
+	// Endpoints reach the auth server's colors for smoke tests and analysis;
+	// the Services by cluster DNS when nil.
+	Endpoints Endpoints
 }
 
 // Controllers are the reconcilers Setup registered, for tests that need to
@@ -47,6 +50,7 @@ type Controllers struct {
 	TokenPolicy    *TokenPolicyReconciler
 	ServiceAccount *ServiceAccountReconciler
 	Role           *RoleReconciler
+	AuthServer     *AuthServerReconciler
 }
 
 // Setup registers every reconciler and its metrics with the manager.
@@ -89,7 +93,17 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Controllers, e
 	if err := role.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the Role controller: %w", err)
 	}
-	return &Controllers{TokenPolicy: tp, ServiceAccount: sa, Role: role}, nil
+	endpoints := opts.Endpoints
+	if endpoints == nil {
+		endpoints = ServiceEndpoints{}
+	}
+	as := &AuthServerReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clock: opts.Clock,
+		Recorder: mgr.GetEventRecorder("authserver-controller"),
+		Checks:   &HTTPChecks{Client: mgr.GetClient(), Endpoints: endpoints, Clock: opts.Clock}}
+	if err := as.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up the AuthServer controller: %w", err)
+	}
+	return &Controllers{TokenPolicy: tp, ServiceAccount: sa, Role: role, AuthServer: as}, nil
 }
 
 // WebhookCertOptions configure the operator's own webhook certificates.

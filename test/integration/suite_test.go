@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,6 +53,9 @@ var (
 	// time because the API server checks certificates against its own clock.
 	certClock    = clocktesting.NewFakeClock(time.Now())
 	certProvider = &certs.Provider{}
+	// colorEndpoints stands in for the AuthServer's Services: tests map each
+	// color to a real auth server process on loopback.
+	colorEndpoints = &endpointMap{urls: map[string]string{}}
 	// kubeconfig is a kubeconfig file with system:masters rights on the test
 	// apiserver, for the kubectl tests.
 	kubeconfig string
@@ -159,7 +163,7 @@ func startManager(ctx context.Context) (<-chan struct{}, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctrls, err = controllers.Setup(ctx, mgr, controllers.Options{Clock: fakeClock, MaxConcurrentReconciles: 4})
+	ctrls, err = controllers.Setup(ctx, mgr, controllers.Options{Clock: fakeClock, MaxConcurrentReconciles: 4, Endpoints: colorEndpoints})
 	if err != nil {
 		return nil, err
 	}
@@ -227,4 +231,30 @@ func decodeTyped(b []byte) (client.Object, error) {
 
 func controllerConfig() config.Controller {
 	return config.Controller{SkipNameValidation: ptr.To(true)}
+}
+
+// endpointMap resolves an AuthServer color to a URL a test registered.
+type endpointMap struct {
+	mu   sync.Mutex
+	urls map[string]string
+}
+
+func (m *endpointMap) set(as types.NamespacedName, color authv1alpha1.Color, url string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.urls[as.String()+"/"+string(color)] = url
+}
+
+// URL implements controllers.Endpoints.
+func (m *endpointMap) URL(as *authv1alpha1.AuthServer, active bool) string {
+	c := as.Status.ActiveColor
+	if !active {
+		c = map[authv1alpha1.Color]authv1alpha1.Color{authv1alpha1.Blue: authv1alpha1.Green, authv1alpha1.Green: authv1alpha1.Blue}[c]
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if u, ok := m.urls[client.ObjectKeyFromObject(as).String()+"/"+string(c)]; ok {
+		return u
+	}
+	return "http://127.0.0.1:1" // nothing listens: checks fail
 }

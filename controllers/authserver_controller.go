@@ -1,0 +1,280 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
+	"github.com/authframework/authframework/internal/rollout"
+)
+
+// Checks are the rollout's probes of the running auth servers.
+type Checks interface {
+	// Smoke tests the preview color.
+	Smoke(ctx context.Context, as *authv1alpha1.AuthServer) error
+	// Traffic reads the active color's validation requests and server
+	// errors.
+	Traffic(ctx context.Context, as *authv1alpha1.AuthServer) (requests, serverErrors int64, err error)
+}
+
+// AuthServerReconciler runs the auth server: blue and green Deployments, an
+// active and a preview Service, an HPA and a PodDisruptionBudget, moved
+// through blue-green rollouts by internal/rollout.
+type AuthServerReconciler struct {
+	client.Client
+	APIReader client.Reader
+	Clock     clock.PassiveClock
+	Recorder  events.EventRecorder
+	Checks    Checks
+}
+
+// +kubebuilder:rbac:groups=auth.authframework.dev,resources=authservers,verbs=get;list;watch
+// +kubebuilder:rbac:groups=auth.authframework.dev,resources=authservers/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=services;serviceaccounts,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
+
+// Reconcile observes, asks the state machine, runs the checks it asks for,
+// writes the objects and status, and requeues at the next check.
+func (r *AuthServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var as authv1alpha1.AuthServer
+	if err := r.APIReader.Get(ctx, req.NamespacedName, &as); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !as.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	in, deps, err := r.observe(ctx, &as)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	plan := rollout.Next(in)
+	if plan.RunSmokeTests || plan.RunAnalysis {
+		// Run what the plan asked for and decide again with the results.
+		r.check(ctx, &as, plan, &in)
+		plan = rollout.Next(in)
+	}
+	if err := r.apply(ctx, &as, plan, deps); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.updateStatus(ctx, &as, in, plan, deps); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: requeueAfter(plan.NextCheck, in.Now)}, nil
+}
+
+func (r *AuthServerReconciler) observe(ctx context.Context, as *authv1alpha1.AuthServer) (rollout.Input, map[rollout.Color]*appsv1.Deployment, error) {
+	deps := map[rollout.Color]*appsv1.Deployment{}
+	colors := map[rollout.Color]rollout.Deployment{}
+	for _, c := range []rollout.Color{rollout.Blue, rollout.Green} {
+		var d appsv1.Deployment
+		switch err := r.Get(ctx, types.NamespacedName{Namespace: as.Namespace, Name: deploymentName(as, c)}, &d); {
+		case err == nil:
+			deps[c] = &d
+		case !apierrors.IsNotFound(err):
+			return rollout.Input{}, nil, err
+		}
+		colors[c] = observed(deps[c])
+	}
+	s := as.Spec
+	spec := rollout.Spec{
+		TemplateHash: TemplateHash(as), Replicas: ptr.Deref(s.Replicas, 2), Autoscaling: s.Autoscaling != nil,
+		AutoPromote: ptr.Deref(s.Rollout.AutoPromote, true), SmokeTests: ptr.Deref(s.Rollout.SmokeTests.Enabled, true),
+		AvailableTimeout: s.Rollout.AvailableTimeout.Duration, BakeTime: s.Rollout.Analysis.BakeTime.Duration,
+		ScaleDownDelay: s.Rollout.ScaleDownDelay.Duration,
+		MaxErrorRate:   float64(ptr.Deref(s.Rollout.Analysis.MaxServerErrorPercent, 1)) / 100,
+		MinRequests:    int64(ptr.Deref(s.Rollout.Analysis.MinRequests, 20)),
+	}
+	if s.Autoscaling != nil {
+		spec.Replicas = s.Autoscaling.MinReplicas
+	}
+	st := as.Status
+	in := rollout.Input{
+		Spec: spec, Colors: colors, Now: r.Clock.Now().UTC(),
+		Status: rollout.Status{Phase: rollout.Phase(st.Phase), Reason: st.PhaseReason, ActiveColor: rollout.Color(st.ActiveColor),
+			ActiveHash: st.ActiveTemplateHash, FailedHash: st.FailedTemplateHash, PhaseStartedAt: timeOf(st.PhaseStartedAt)},
+	}
+	if v := as.Annotations[authv1alpha1.AnnotationPromote]; v != "" && v != st.LastPromoteRequest {
+		in.Results.Promote = true
+	}
+	if v := as.Annotations[authv1alpha1.AnnotationAbort]; v != "" && v != st.LastAbortRequest {
+		in.Results.Abort = true
+	}
+	return in, deps, nil
+}
+
+func (r *AuthServerReconciler) check(ctx context.Context, as *authv1alpha1.AuthServer, plan rollout.Plan, in *rollout.Input) {
+	// The checks talk to the colors of the plan: after a promotion the
+	// analysis reads the new active color.
+	probe := as.DeepCopy()
+	probe.Status.ActiveColor = authv1alpha1.Color(plan.Status.ActiveColor)
+	if plan.RunSmokeTests {
+		cctx, cancel := context.WithTimeout(ctx, max(as.Spec.Rollout.SmokeTests.Timeout.Duration, time.Second))
+		err := r.Checks.Smoke(cctx, probe)
+		cancel()
+		ok := err == nil
+		in.Results.Smoke = &ok
+		if err != nil {
+			in.Results.SmokeMessage = err.Error()
+		}
+	}
+	if plan.RunAnalysis {
+		in.Status = plan.Status
+		reqs, errs, err := r.Checks.Traffic(ctx, probe)
+		if err != nil {
+			log.FromContext(ctx).Info("reading the new color's metrics failed; analysis continues", "error", err.Error())
+			return
+		}
+		in.Results.Analysed, in.Results.Requests, in.Results.ServerErr = true, reqs, errs
+	}
+}
+
+// apply writes the Deployments, Services, HPA and PDB the plan describes.
+func (r *AuthServerReconciler) apply(ctx context.Context, as *authv1alpha1.AuthServer, plan rollout.Plan, deps map[rollout.Color]*appsv1.Deployment) error {
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: as.Namespace, Name: as.Name}}
+	if err := r.ensure(ctx, as, sa, func() {}); err != nil {
+		return err
+	}
+	hash := TemplateHash(as)
+	for c, target := range plan.Colors {
+		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: as.Namespace, Name: deploymentName(as, c)}}
+		if deps[c] == nil && target.Replicas == 0 {
+			continue // never needed yet
+		}
+		err := r.ensure(ctx, as, d, func() {
+			d.Labels = map[string]string{authv1alpha1.LabelManagedBy: authv1alpha1.ManagedByValue, LabelInstance: as.Name, LabelColor: string(c)}
+			d.Spec.Selector = &metav1.LabelSelector{MatchLabels: podLabels(as, c)}
+			// Only the current spec's template can be written; a color that
+			// keeps an older template keeps its pods as they are.
+			if target.TemplateHash == hash && d.Spec.Template.Labels[LabelTemplateHash] != hash {
+				d.Spec.Template = podTemplate(as, c, hash)
+			}
+			if !target.ScaledByHPA || d.Spec.Replicas == nil || target.Replicas == 0 || plan.HPAColor != c {
+				d.Spec.Replicas = ptr.To(target.Replicas)
+			}
+		})
+		if err != nil {
+			return err
+		}
+	}
+	active, idle := plan.Status.ActiveColor, plan.Status.ActiveColor.Other()
+	for name, c := range map[string]rollout.Color{as.Name: active, as.Name + "-preview": idle} {
+		want := service(as, name, c)
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: as.Namespace, Name: name}}
+		if err := r.ensure(ctx, as, svc, func() {
+			svc.Labels, svc.Spec.Selector, svc.Spec.Ports = want.Labels, want.Spec.Selector, want.Spec.Ports
+		}); err != nil {
+			return err
+		}
+	}
+	if plan.HPAColor != "" {
+		want := hpa(as, plan.HPAColor)
+		h := &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: want.ObjectMeta}
+		if err := r.ensure(ctx, as, h, func() { h.Labels, h.Spec = want.Labels, want.Spec }); err != nil {
+			return err
+		}
+	} else if err := r.deleteIfOwned(ctx, as, &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Namespace: as.Namespace, Name: as.Name}}); err != nil {
+		return err
+	}
+	if ptr.Deref(as.Spec.PodDisruptionBudget.Enabled, true) {
+		want := pdb(as, active)
+		p := &policyv1.PodDisruptionBudget{ObjectMeta: want.ObjectMeta}
+		return r.ensure(ctx, as, p, func() { p.Labels, p.Spec = want.Labels, want.Spec })
+	}
+	return r.deleteIfOwned(ctx, as, &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Namespace: as.Namespace, Name: as.Name}})
+}
+
+func (r *AuthServerReconciler) ensure(ctx context.Context, as *authv1alpha1.AuthServer, obj client.Object, mutate func()) error {
+	_, err := controllerutil.CreateOrUpdate(ctx, r.Client, obj, func() error {
+		mutate()
+		return controllerutil.SetControllerReference(as, obj, r.Scheme())
+	})
+	return err
+}
+
+func (r *AuthServerReconciler) deleteIfOwned(ctx context.Context, as *authv1alpha1.AuthServer, obj client.Object) error {
+	if err := r.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if !metav1.IsControlledBy(obj, as) {
+		return nil
+	}
+	return client.IgnoreNotFound(r.Delete(ctx, obj))
+}
+
+func (r *AuthServerReconciler) updateStatus(ctx context.Context, as *authv1alpha1.AuthServer, in rollout.Input, plan rollout.Plan, deps map[rollout.Color]*appsv1.Deployment) error {
+	before := as.DeepCopy()
+	now := in.Now.Truncate(time.Second)
+	ps := plan.Status
+	st := &as.Status
+	st.ObservedGeneration = as.Generation
+	st.Phase, st.PhaseReason = authv1alpha1.RolloutPhase(ps.Phase), ps.Reason
+	st.PhaseStartedAt = metaTimeOf(ps.PhaseStartedAt)
+	st.NextCheckTime = metaTimeOf(plan.NextCheck.Truncate(time.Second))
+	st.ActiveColor = authv1alpha1.Color(ps.ActiveColor)
+	st.ActiveTemplateHash, st.FailedTemplateHash, st.DesiredTemplateHash = ps.ActiveHash, ps.FailedHash, in.Spec.TemplateHash
+	st.ActiveService, st.PreviewService = as.Name, as.Name+"-preview"
+	active := in.Colors[ps.ActiveColor]
+	st.Replicas, st.AvailableReplicas = active.Replicas, active.Available
+	if in.Results.Promote {
+		st.LastPromoteRequest = as.Annotations[authv1alpha1.AnnotationPromote]
+	}
+	if in.Results.Abort {
+		st.LastAbortRequest = as.Annotations[authv1alpha1.AnnotationAbort]
+	}
+	gen := as.Generation
+	available := active.Available >= max(active.Replicas, 1)
+	setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionAvailable, boolCondition(available), string(ps.Phase),
+		fmt.Sprintf("%s has %d of %d pods available", ps.ActiveColor, active.Available, active.Replicas))
+	progressing := ps.Phase == rollout.Deploying || ps.Phase == rollout.Verifying || ps.Phase == rollout.Promoting || ps.Phase == rollout.Analysing || ps.Phase == rollout.ScalingDown
+	setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionProgressing, boolCondition(progressing), ps.Reason, plan.Message)
+	setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionRolledBack, boolCondition(ps.Phase == rollout.RolledBack), ps.Reason, plan.Message)
+	setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionReady, boolCondition(available && ps.Phase != rollout.Degraded), ps.Reason, plan.Message)
+	if plan.Transitioned {
+		kind := corev1.EventTypeNormal
+		if ps.Phase == rollout.RolledBack || ps.Phase == rollout.Degraded {
+			kind = corev1.EventTypeWarning
+		}
+		r.Recorder.Eventf(as, nil, kind, ps.Reason, string(ps.Phase), "%s", plan.Message)
+	}
+	if equalStatus(before.Status, as.Status) {
+		return nil
+	}
+	return r.Status().Patch(ctx, as, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+}
+
+func boolCondition(b bool) metav1.ConditionStatus {
+	if b {
+		return metav1.ConditionTrue
+	}
+	return metav1.ConditionFalse
+}
+
+// SetupWithManager watches AuthServers and what they own.
+func (r *AuthServerReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&authv1alpha1.AuthServer{}).
+		Owns(&appsv1.Deployment{}).
+		Owns(&corev1.Service{}).
+		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
+		Named("authserver").
+		Complete(r)
+}

@@ -1,0 +1,183 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
+	"github.com/authframework/authframework/controllers"
+)
+
+// makeAvailable plays the Deployment controller, which envtest does not run:
+// every pod of the Deployment is ready.
+func makeAvailable(t *testing.T, ns, name string) {
+	t.Helper()
+	eventually(t, "deployment "+name+" exists", func() error {
+		var d appsv1.Deployment
+		if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, &d); err != nil {
+			return err
+		}
+		n := ptr.Deref(d.Spec.Replicas, 1)
+		d.Status.Replicas, d.Status.ReadyReplicas, d.Status.AvailableReplicas, d.Status.UpdatedReplicas = n, n, n, n
+		d.Status.ObservedGeneration = d.Generation
+		return k8sClient.Status().Update(context.Background(), &d)
+	})
+}
+
+func getAuthServer(t *testing.T, key types.NamespacedName) *authv1alpha1.AuthServer {
+	t.Helper()
+	var as authv1alpha1.AuthServer
+	if err := k8sClient.Get(context.Background(), key, &as); err != nil {
+		t.Fatal(err)
+	}
+	return &as
+}
+
+func waitPhase(t *testing.T, key types.NamespacedName, phase authv1alpha1.RolloutPhase) *authv1alpha1.AuthServer {
+	t.Helper()
+	var as *authv1alpha1.AuthServer
+	eventually(t, "phase "+string(phase), func() error {
+		as = getAuthServer(t, key)
+		if as.Status.Phase != phase {
+			return fmt.Errorf("phase %s (%s)", as.Status.Phase, as.Status.PhaseReason)
+		}
+		return nil
+	})
+	return as
+}
+
+func pokeAuthServer(t *testing.T, key types.NamespacedName) {
+	t.Helper()
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{"test.authframework.dev/poke":"%d"}}}`, time.Now().UnixNano())
+	if err := k8sClient.Patch(context.Background(), &authv1alpha1.AuthServer{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}},
+		client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func deploymentReplicas(t *testing.T, ns, name string) int32 {
+	t.Helper()
+	var d appsv1.Deployment
+	if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, &d); err != nil {
+		t.Fatal(err)
+	}
+	return ptr.Deref(d.Spec.Replicas, 1)
+}
+
+func activeSelector(t *testing.T, ns, name string) string {
+	t.Helper()
+	var s corev1.Service
+	if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, &s); err != nil {
+		t.Fatal(err)
+	}
+	return s.Spec.Selector[controllers.LabelColor]
+}
+
+// TestAuthServerBlueGreen runs the AuthServer controller against the real
+// API server, playing only the Deployment controller; the smoke tests and the
+// analysis talk to real auth server processes on loopback standing in for
+// each color's pods.
+func TestAuthServerBlueGreen(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ns := newNamespace(t)
+	// Something to mint smoke-test tokens for.
+	r1 := startReplica(t, ctx, ns)
+	r2 := startReplica(t, ctx, ns)
+	policy := types.NamespacedName{Namespace: ns, Name: "orders"}
+	if err := k8sClient.Create(ctx, &authv1alpha1.TokenPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "orders"},
+		Spec: authv1alpha1.TokenPolicySpec{Issuer: r1.url + "/issuers/" + ns + "/orders", Audiences: []string{"orders-api"}}}); err != nil {
+		t.Fatal(err)
+	}
+	createRole(t, ns, "reader", "orders:read")
+	if err := k8sClient.Create(ctx, &authv1alpha1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "probe"},
+		Spec: authv1alpha1.ServiceAccountSpec{TokenPolicyRef: authv1alpha1.LocalRef{Name: "orders"}, Roles: []string{"reader"}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitAccount(t, types.NamespacedName{Namespace: ns, Name: "probe"}, "probe account ready", ready)
+	_ = policy
+
+	key := types.NamespacedName{Namespace: ns, Name: "auth"}
+	colorEndpoints.set(key, authv1alpha1.Blue, r1.url)
+	colorEndpoints.set(key, authv1alpha1.Green, r2.url)
+	if err := k8sClient.Create(ctx, &authv1alpha1.AuthServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "auth"}, Spec: authv1alpha1.AuthServerSpec{
+		Image: "ghcr.io/authframework/authframework:v1", Replicas: ptr.To[int32](2),
+		Rollout: authv1alpha1.RolloutSpec{
+			Analysis:       authv1alpha1.AnalysisSpec{BakeTime: metav1.Duration{Duration: time.Minute}},
+			ScaleDownDelay: metav1.Duration{Duration: 90 * time.Second},
+		}}}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Install: blue, both Services, a PDB.
+	makeAvailable(t, ns, "auth-blue")
+	as := waitPhase(t, key, authv1alpha1.PhaseStable)
+	if as.Status.ActiveColor != authv1alpha1.Blue || activeSelector(t, ns, "auth") != "blue" || activeSelector(t, ns, "auth-preview") != "green" {
+		t.Fatalf("installed: %+v", as.Status)
+	}
+	var budget policyv1.PodDisruptionBudget
+	if err := k8sClient.Get(ctx, key, &budget); err != nil || budget.Spec.Selector.MatchLabels[controllers.LabelColor] != "blue" {
+		t.Errorf("PDB %+v %v", budget.Spec, err)
+	}
+
+	// A new image rolls out to green at blue's size, is smoke-tested against
+	// the real server standing in for green, and takes the traffic.
+	update(t, as, func() { as.Spec.Image = "ghcr.io/authframework/authframework:v2" })
+	waitPhase(t, key, authv1alpha1.PhaseDeploying)
+	if got := deploymentReplicas(t, ns, "auth-green"); got != 2 {
+		t.Errorf("green starts with %d pods, want blue's 2", got)
+	}
+	makeAvailable(t, ns, "auth-green")
+	as = waitPhase(t, key, authv1alpha1.PhaseAnalysing)
+	if as.Status.ActiveColor != authv1alpha1.Green || activeSelector(t, ns, "auth") != "green" {
+		t.Fatalf("promoted: %+v", as.Status)
+	}
+	if deploymentReplicas(t, ns, "auth-blue") != 2 {
+		t.Error("blue must keep its pods during analysis for an instant rollback")
+	}
+	fakeClock.Step(time.Minute)
+	pokeAuthServer(t, key)
+	waitPhase(t, key, authv1alpha1.PhaseScalingDown)
+	fakeClock.Step(90 * time.Second)
+	pokeAuthServer(t, key)
+	as = waitPhase(t, key, authv1alpha1.PhaseStable)
+	if deploymentReplicas(t, ns, "auth-blue") != 0 || as.Status.ActiveTemplateHash != as.Status.DesiredTemplateHash {
+		t.Errorf("after the rollout blue must be scaled to zero: %d pods, %+v", deploymentReplicas(t, ns, "auth-blue"), as.Status)
+	}
+	makeAvailable(t, ns, "auth-blue") // the Deployment controller's view: no pods
+
+	// A release that accepts forged tokens fails its smoke test: traffic
+	// stays on green and the status says why.
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
+	defer broken.Close()
+	colorEndpoints.set(key, authv1alpha1.Blue, broken.URL)
+	update(t, as, func() { as.Spec.Image = "ghcr.io/authframework/authframework:v3-broken" })
+	waitPhase(t, key, authv1alpha1.PhaseDeploying)
+	makeAvailable(t, ns, "auth-blue")
+	as = waitPhase(t, key, authv1alpha1.PhaseRolledBack)
+	if as.Status.PhaseReason != "SmokeTestFailed" || as.Status.ActiveColor != authv1alpha1.Green || activeSelector(t, ns, "auth") != "green" {
+		t.Errorf("rolled back: %+v", as.Status)
+	}
+	if deploymentReplicas(t, ns, "auth-blue") != 0 {
+		t.Error("the failed color must scale down")
+	}
+	eventually(t, "rollback event", func() error {
+		reasons, err := eventReasons(ns, "auth")
+		if err != nil || !reasons["SmokeTestFailed"] || !reasons["Promoted"] {
+			return fmt.Errorf("events %v %v", reasons, err)
+		}
+		return nil
+	})
+}
