@@ -105,7 +105,7 @@ test-integration: $(ENVTEST_TOOLS) $(KUBE_CONTROLLER_MANAGER) $(HELM) $(SETUP_EN
 	go test -count=1 -timeout 20m ./test/integration/...
 
 .PHONY: test-e2e
-test-e2e: $(ENVTEST_TOOLS) $(KUBE_CONTROLLER_MANAGER) $(AUTHFRAMEWORK) ## End-to-end tests: the built binary and `make run`'s local control plane.
+test-e2e: $(ENVTEST_TOOLS) $(KUBE_CONTROLLER_MANAGER) $(KUBE_SCHEDULER) $(KWOK) $(AUTHFRAMEWORK) ## End-to-end tests: the built binaries under `make run`'s local control plane, real nginx, and a simulated cluster (kwok) for AuthServer rollouts.
 	go test -count=1 -timeout 20m ./test/e2e/...
 
 .PHONY: bench

@@ -347,8 +347,11 @@ func (d *decider) targets() map[Color]Target {
 	}
 	switch d.st.Phase {
 	case Deploying, Verifying, Promoting:
-		// The new template on the idle color, at the active color's size.
-		t[idle] = Target{TemplateHash: spec.TemplateHash, Replicas: d.capacity()}
+		// The new template on the idle color, at the active color's size;
+		// a first install has no idle color yet.
+		if d.st.Reason != "Installing" {
+			t[idle] = Target{TemplateHash: spec.TemplateHash, Replicas: d.capacity()}
+		}
 	case Analysing, ScalingDown:
 		// The previous color stays up for an instant rollback and to drain.
 		prev := d.in.Colors[idle]

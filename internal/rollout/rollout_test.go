@@ -68,7 +68,7 @@ func (c *cluster) ready(color Color) {
 func (c *cluster) install(t *testing.T) {
 	t.Helper()
 	p := c.step(t, spec("a"), Results{})
-	if p.Status.Phase != Deploying || p.Status.ActiveColor != Blue || p.Colors[Blue].TemplateHash != "a" || p.Colors[Blue].Replicas != 2 {
+	if p.Status.Phase != Deploying || p.Status.ActiveColor != Blue || p.Colors[Blue].TemplateHash != "a" || p.Colors[Blue].Replicas != 2 || p.Colors[Green].Replicas != 0 {
 		t.Fatalf("install: %+v", p)
 	}
 	c.ready(Blue)

@@ -252,7 +252,13 @@ func checkIngress(t *testing.T, kubectl func(...string) string, authPort, nginxP
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	waitUntilFor(t, 30*time.Second, what, cond)
+}
+
+// waitUntilFor polls cond until it holds or d passes.
+func waitUntilFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting until %s", what)

@@ -1,0 +1,334 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/util/retry"
+	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/yaml"
+
+	"golang.org/x/oauth2/clientcredentials"
+
+	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
+	"github.com/authframework/authframework/controllers"
+	"github.com/authframework/authframework/test/testenv"
+	"github.com/authframework/authframework/webhook/auth"
+)
+
+// colorURLs stands in for the auth server's Services: each color of the
+// AuthServer is served by a real auth server process on loopback.
+type colorURLs struct {
+	mu   sync.Mutex
+	urls map[authv1alpha1.Color]string
+}
+
+func (c *colorURLs) set(color authv1alpha1.Color, u string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.urls[color] = u
+}
+
+func (c *colorURLs) URL(as *authv1alpha1.AuthServer, active bool) string {
+	color := as.Status.ActiveColor
+	if !active {
+		color = map[authv1alpha1.Color]authv1alpha1.Color{authv1alpha1.Blue: authv1alpha1.Green, authv1alpha1.Green: authv1alpha1.Blue}[color]
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if u, ok := c.urls[color]; ok {
+		return u
+	}
+	return "http://127.0.0.1:1"
+}
+
+// TestAuthServerOnSimulatedCluster runs the AuthServer controller on a
+// simulated cluster (kube-controller-manager, kube-scheduler and a kwok node
+// run the Deployments, pods, EndpointSlices and HPA for real), with real auth
+// server processes on loopback standing in for each color's pods in smoke
+// tests, analysis, and a client validating tokens in a loop throughout.
+func TestAuthServerOnSimulatedCluster(t *testing.T) {
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(authv1alpha1.AddToScheme(scheme))
+	dir := t.TempDir()
+	logFile, err := os.Create(filepath.Join(dir, "cluster.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	env := &envtest.Environment{CRDDirectoryPaths: []string{testenv.Path("config", "crd", "bases")}, ErrorIfCRDPathMissing: true,
+		BinaryAssetsDirectory: testenv.K8sBinDir(), Scheme: scheme}
+	sim, err := testenv.StartSimCluster(env, dir, logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Stop()
+	cfg := env.Config
+	cl, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	var node corev1.Node
+	if err := yaml.Unmarshal([]byte(testenv.FakeNode), &node); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Create(ctx, &node); err != nil {
+		t.Fatal(err)
+	}
+
+	ctrl.SetLogger(zap.New(zap.WriteTo(logFile)))
+	clk := clocktesting.NewFakeClock(time.Now())
+	urls := &colorURLs{urls: map[authv1alpha1.Color]string{}}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+		Cache: controllers.CacheOptions(), Controller: config.Controller{SkipNameValidation: ptr.To(true)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := controllers.Setup(ctx, mgr, controllers.Options{Clock: clk, Registry: prometheus.NewRegistry(), Endpoints: urls}); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = mgr.Start(ctx) }()
+
+	replica := func() string {
+		store := auth.NewStore(clk)
+		feed, err := auth.NewFeed(cfg, scheme, store, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = feed.Run(ctx) }()
+		srv := httptest.NewServer(auth.NewServer(store, auth.Options{Clock: clk, Log: logr.Discard(), Audit: logr.Discard(), CacheSize: 1000}))
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	blueURL, greenURL := replica(), replica()
+	urls.set(authv1alpha1.Blue, blueURL)
+	urls.set(authv1alpha1.Green, greenURL)
+
+	ns := "default"
+	must(t, cl.Create(ctx, &authv1alpha1.TokenPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "orders"},
+		Spec: authv1alpha1.TokenPolicySpec{Issuer: "https://auth.example.com/orders", Audiences: []string{"orders-api"}}}))
+	must(t, cl.Create(ctx, &authv1alpha1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "reader"}, Spec: authv1alpha1.RoleSpec{Permissions: []string{"orders:read"}}}))
+	must(t, cl.Create(ctx, &authv1alpha1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "client"},
+		Spec: authv1alpha1.ServiceAccountSpec{TokenPolicyRef: authv1alpha1.LocalRef{Name: "orders"}, Roles: []string{"reader"}}}))
+	key := types.NamespacedName{Namespace: ns, Name: "auth"}
+	must(t, cl.Create(ctx, &authv1alpha1.AuthServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "auth"}, Spec: authv1alpha1.AuthServerSpec{
+		Image: "ghcr.io/authframework/authframework:v1", Port: 8080,
+		Resources:   corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")}},
+		Autoscaling: &authv1alpha1.AutoscalingSpec{MinReplicas: 3, MaxReplicas: 6, TargetCPUUtilizationPercentage: 70},
+		Rollout: authv1alpha1.RolloutSpec{AvailableTimeout: metav1.Duration{Duration: 2 * time.Minute},
+			Analysis:       authv1alpha1.AnalysisSpec{BakeTime: metav1.Duration{Duration: time.Minute}, MinRequests: ptr.To[int32](1000000)},
+			ScaleDownDelay: metav1.Duration{Duration: 90 * time.Second}},
+		PodDisruptionBudget: authv1alpha1.PodDisruptionBudgetSpec{Enabled: ptr.To(true), MaxUnavailable: ptr.To[int32](1)},
+		ResponseHeaders:     authv1alpha1.IdentityHeaders{UserID: "X-User-ID", Permissions: "X-User-Permissions", Namespace: "X-User-Namespace", ClientID: "X-Client-ID", Roles: "X-User-Roles", TokenID: "X-Token-ID"},
+	}}))
+
+	defer func() {
+		if !t.Failed() {
+			return
+		}
+		var pods corev1.PodList
+		_ = cl.List(context.Background(), &pods, client.InNamespace(ns))
+		for _, p := range pods.Items {
+			t.Logf("pod %s phase %s node %q conditions %v", p.Name, p.Status.Phase, p.Spec.NodeName, p.Status.Conditions)
+		}
+		var deps appsv1.DeploymentList
+		_ = cl.List(context.Background(), &deps, client.InNamespace(ns))
+		for _, d := range deps.Items {
+			t.Logf("deployment %s replicas %v available %d conditions %v", d.Name, ptr.Deref(d.Spec.Replicas, -1), d.Status.AvailableReplicas, d.Status.Conditions)
+		}
+		var as authv1alpha1.AuthServer
+		_ = cl.Get(context.Background(), key, &as)
+		t.Logf("authserver status %+v", as.Status)
+		b, _ := os.ReadFile(filepath.Join(dir, "cluster.log"))
+		var lines []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if !strings.Contains(l, "horizontal.go") && !strings.Contains(l, "DEBUG") {
+				lines = append(lines, l)
+			}
+		}
+		t.Logf("cluster log (first lines):\n%s", strings.Join(lines[:min(len(lines), 40)], "\n"))
+	}()
+	phase := func(want authv1alpha1.RolloutPhase) *authv1alpha1.AuthServer {
+		t.Helper()
+		var as authv1alpha1.AuthServer
+		waitUntilFor(t, 2*time.Minute, "phase "+string(want), func() bool {
+			if err := cl.Get(ctx, key, &as); err != nil {
+				return false
+			}
+			return as.Status.Phase == want
+		})
+		return &as
+	}
+	as := phase(authv1alpha1.PhaseStable)
+	readyPods := func(color string) int {
+		var slices discoveryv1.EndpointSliceList
+		if err := cl.List(ctx, &slices, client.InNamespace(ns), client.MatchingLabels{discoveryv1.LabelServiceName: "auth"}); err != nil {
+			return -1
+		}
+		n := 0
+		for _, s := range slices.Items {
+			for _, e := range s.Endpoints {
+				if e.Conditions.Ready != nil && *e.Conditions.Ready && e.TargetRef != nil && strings.HasPrefix(e.TargetRef.Name, "auth-"+color+"-") {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	waitUntilFor(t, 2*time.Minute, "the active Service has blue's 3 ready endpoints", func() bool { return readyPods("blue") == 3 })
+	var h autoscalingv2.HorizontalPodAutoscaler
+	must(t, cl.Get(ctx, key, &h))
+	if h.Spec.ScaleTargetRef.Name != "auth-blue" || *h.Spec.MinReplicas != 3 {
+		t.Errorf("HPA %+v", h.Spec)
+	}
+	var pdb policyv1.PodDisruptionBudget
+	must(t, cl.Get(ctx, key, &pdb))
+
+	// A client validates tokens through whichever color is active, in a loop,
+	// for the whole rollout.
+	var creds corev1.Secret
+	waitUntilFor(t, 2*time.Minute, "client credentials", func() bool {
+		return cl.Get(ctx, types.NamespacedName{Namespace: ns, Name: "client-credentials"}, &creds) == nil
+	})
+	var tok string
+	waitUntilFor(t, 2*time.Minute, "a token from the active color", func() bool {
+		var current authv1alpha1.AuthServer
+		if cl.Get(ctx, key, &current) != nil {
+			return false
+		}
+		cc := clientcredentials.Config{ClientID: string(creds.Data["client_id"]), ClientSecret: string(creds.Data["client_secret"]), TokenURL: urls.URL(&current, true) + "/token"}
+		tk, err := cc.Token(ctx)
+		if err == nil {
+			tok = tk.AccessToken
+		}
+		return err == nil
+	})
+	var validations, failures atomic.Int64
+	stop := make(chan struct{})
+	loopDone := make(chan struct{})
+	go func() {
+		defer close(loopDone)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			var current authv1alpha1.AuthServer
+			if cl.Get(ctx, key, &current) != nil {
+				continue
+			}
+			req, _ := http.NewRequest(http.MethodGet, urls.URL(&current, true)+"/validate?aud=orders-api&permission=orders:read", nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			resp, err := http.DefaultClient.Do(req)
+			validations.Add(1)
+			if err != nil || resp.StatusCode != 200 {
+				failures.Add(1)
+			}
+			if resp != nil {
+				resp.Body.Close()
+			}
+		}
+	}()
+	waitUntilFor(t, 2*time.Minute, "the client validates", func() bool { return validations.Load() > 10 })
+
+	// Roll out v2.
+	update(t, cl, as, func() { as.Spec.Image = "ghcr.io/authframework/authframework:v2" })
+	as = phase(authv1alpha1.PhaseAnalysing)
+	var green appsv1.Deployment
+	must(t, cl.Get(ctx, types.NamespacedName{Namespace: ns, Name: "auth-green"}, &green))
+	if ptr.Deref(green.Spec.Replicas, 0) != 3 || green.Status.AvailableReplicas != 3 {
+		t.Errorf("green: %d replicas, %d available; want blue's 3", ptr.Deref(green.Spec.Replicas, 0), green.Status.AvailableReplicas)
+	}
+	waitUntilFor(t, 2*time.Minute, "the active Service routes to green", func() bool { return readyPods("green") == 3 })
+	must(t, cl.Get(ctx, key, &h))
+	if h.Spec.ScaleTargetRef.Name != "auth-green" {
+		t.Errorf("the HPA did not follow the active color: %s", h.Spec.ScaleTargetRef.Name)
+	}
+	clk.Step(time.Minute)
+	poke(t, cl, key)
+	phase(authv1alpha1.PhaseScalingDown)
+	clk.Step(90 * time.Second)
+	poke(t, cl, key)
+	as = phase(authv1alpha1.PhaseStable)
+	waitUntilFor(t, 2*time.Minute, "blue's pods are gone", func() bool {
+		var pods corev1.PodList
+		_ = cl.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels{controllers.LabelColor: "blue"})
+		return len(pods.Items) == 0
+	})
+
+	// A broken v3 (accepts forged tokens) is rolled back; traffic stays green.
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
+	defer broken.Close()
+	urls.set(authv1alpha1.Blue, broken.URL)
+	update(t, cl, as, func() { as.Spec.Image = "ghcr.io/authframework/authframework:v3" })
+	as = phase(authv1alpha1.PhaseRolledBack)
+	if as.Status.PhaseReason != "SmokeTestFailed" || as.Status.ActiveColor != authv1alpha1.Green || !meta.IsStatusConditionTrue(as.Status.Conditions, authv1alpha1.ConditionRolledBack) {
+		t.Errorf("rollback: %+v", as.Status)
+	}
+	close(stop)
+	<-loopDone
+	t.Logf("%d validations through the active color during two rollouts, %d failed", validations.Load(), failures.Load())
+	if failures.Load() != 0 {
+		t.Errorf("%d of %d validations failed during the rollouts", failures.Load(), validations.Load())
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func update(t *testing.T, cl client.Client, obj client.Object, mutate func()) {
+	t.Helper()
+	must(t, retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := cl.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		mutate()
+		return cl.Update(context.Background(), obj)
+	}))
+}
+
+func poke(t *testing.T, cl client.Client, key types.NamespacedName) {
+	t.Helper()
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{"test.authframework.dev/poke":"%d"}}}`, time.Now().UnixNano())
+	must(t, cl.Patch(context.Background(), &authv1alpha1.AuthServer{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}},
+		client.RawPatch(types.MergePatchType, []byte(patch))))
+}

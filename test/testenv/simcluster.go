@@ -1,0 +1,131 @@
+package testenv
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// SimCluster is a simulated cluster with nodes: envtest's etcd and
+// kube-apiserver, plus kube-controller-manager (Deployments, ReplicaSets,
+// EndpointSlices, HPA, garbage collection), kube-scheduler and kwok, which
+// plays the kubelet of a fake node. Everything is built in bin/ from source.
+type SimCluster struct {
+	Env        *envtest.Environment
+	Kubeconfig string
+	procs      []*exec.Cmd
+}
+
+// KwokStages are the stage documents kwok needs as a bare binary, from the
+// kwok module the tools module pins.
+var KwokStages = []string{
+	"node/fast/node-initialize.yaml", "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+	"pod/general/pod-create.yaml", "pod/general/pod-init-container-running.yaml", "pod/general/pod-init-container-completed.yaml",
+	"pod/general/pod-ready.yaml", "pod/general/pod-complete.yaml", "pod/general/pod-delete.yaml",
+}
+
+// StartSimCluster starts the control plane and the simulated node, with logs
+// to logTo.
+func StartSimCluster(env *envtest.Environment, dir string, logTo io.Writer) (*SimCluster, error) {
+	if _, err := env.Start(); err != nil {
+		_ = env.Stop()
+		return nil, err
+	}
+	s := &SimCluster{Env: env}
+	user, err := env.AddUser(envtest.User{Name: "sim-admin", Groups: []string{"system:masters"}}, nil)
+	if err == nil {
+		var kc []byte
+		if kc, err = user.KubeConfig(); err == nil {
+			s.Kubeconfig = filepath.Join(dir, "kubeconfig")
+			err = os.WriteFile(s.Kubeconfig, kc, 0o600)
+		}
+	}
+	if err != nil {
+		s.Stop()
+		return nil, err
+	}
+	stages, err := kwokStages(dir)
+	if err != nil {
+		s.Stop()
+		return nil, err
+	}
+	kcm := KubeControllerManager()
+	sched := Path("bin", "kube-scheduler-v1.37.2")
+	kwok := Path("bin", "kwok-v0.8.0")
+	for _, cmd := range []*exec.Cmd{
+		exec.Command(kcm, "--kubeconfig", s.Kubeconfig, "--leader-elect=false", "--secure-port=0",
+			"--controllers=*,-serviceaccount-token,-root-ca-certificate-publisher-controller,-nodeipam",
+			"--service-cluster-ip-range=10.0.0.0/24", "--horizontal-pod-autoscaler-sync-period=2s", "--concurrent-gc-syncs=5"),
+		exec.Command(sched, "--kubeconfig", s.Kubeconfig, "--leader-elect=false", "--secure-port=0"),
+		exec.Command(kwok, "--kubeconfig", s.Kubeconfig, "--manage-all-nodes=false",
+			"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake", "--config", stages),
+	} {
+		cmd.Stdout, cmd.Stderr = logTo, logTo
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			s.Stop()
+			return nil, fmt.Errorf("starting %s: %w", filepath.Base(cmd.Path), err)
+		}
+		s.procs = append(s.procs, cmd)
+	}
+	return s, nil
+}
+
+// FakeNode is a Node kwok manages.
+const FakeNode = `apiVersion: v1
+kind: Node
+metadata:
+  name: fake-node
+  annotations:
+    kwok.x-k8s.io/node: fake
+  labels:
+    type: kwok
+spec: {}
+status:
+  allocatable: {cpu: "32", memory: 256Gi, pods: "110"}
+  capacity: {cpu: "32", memory: 256Gi, pods: "110"}
+`
+
+func kwokStages(dir string) (string, error) {
+	out, err := exec.Command("go", "-C", Path("hack", "tools", "k8s"), "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/kwok").Output()
+	if err != nil {
+		return "", fmt.Errorf("locating the kwok module: %w", err)
+	}
+	root := filepath.Join(strings.TrimSpace(string(out)), "kustomize", "stage")
+	var b bytes.Buffer
+	for _, s := range KwokStages {
+		data, err := os.ReadFile(filepath.Join(root, s))
+		if err != nil {
+			return "", err
+		}
+		b.WriteString("---\n")
+		b.Write(data)
+		b.WriteString("\n")
+	}
+	path := filepath.Join(dir, "kwok-stages.yaml")
+	return path, os.WriteFile(path, b.Bytes(), 0o600)
+}
+
+// Stop ends every process.
+func (s *SimCluster) Stop() {
+	for _, cmd := range s.procs {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}
+	_ = s.Env.Stop()
+}
