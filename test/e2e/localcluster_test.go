@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"golang.org/x/oauth2/clientcredentials"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/authframework/authframework/test/testenv"
 )
@@ -258,12 +259,11 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // waitUntilFor polls cond until it holds or d passes.
 func waitUntilFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(200 * time.Millisecond)
+	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, d, true, func(context.Context) (bool, error) {
+		return cond(), nil
+	})
+	if err != nil {
+		t.Fatalf("timed out waiting until %s", what)
 	}
 }
 

@@ -415,11 +415,10 @@ func TestThousandServiceAccounts(t *testing.T) {
 		}
 	}
 	created := time.Since(start)
-	deadline := time.Now().Add(5 * time.Minute)
-	for {
+	eventuallyFor(t, 5*time.Minute, "1,000 accounts Ready", func() error {
 		var list authv1alpha1.ServiceAccountList
 		if err := k8sClient.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
-			t.Fatal(err)
+			return err
 		}
 		readyN := 0
 		for i := range list.Items {
@@ -427,14 +426,11 @@ func TestThousandServiceAccounts(t *testing.T) {
 				readyN++
 			}
 		}
-		if readyN == n {
-			break
+		if readyN != n {
+			return fmt.Errorf("%d of %d accounts Ready", readyN, n)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d accounts Ready after 5 minutes", readyN, n)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+		return nil
+	})
 	t.Logf("1,000 ServiceAccounts: created in %s, all Ready %s after the first create", created.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	eventually(t, "the role counts 1,000 users", func() error {
 		var r authv1alpha1.Role

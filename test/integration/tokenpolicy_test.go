@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
@@ -23,18 +24,23 @@ import (
 	"github.com/authframework/authframework/internal/keys"
 )
 
-// eventually retries check until it passes or 30 seconds pass.
+// eventually polls check until it passes or 30 seconds pass.
 func eventually(t *testing.T, what string, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = check(); err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
+	eventuallyFor(t, 30*time.Second, what, check)
+}
+
+// eventuallyFor polls check every 100ms until it passes or d passes.
+func eventuallyFor(t *testing.T, d time.Duration, what string, check func() error) {
+	t.Helper()
+	var last error
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, d, true, func(context.Context) (bool, error) {
+		last = check()
+		return last == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("%s: %v", what, last)
 	}
-	t.Fatalf("%s: %v", what, err)
 }
 
 // poke makes the controller look again after the fake clock moved; a real
