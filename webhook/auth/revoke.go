@@ -84,7 +84,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	claims, p, ref := s.verify(raw)
 	if ref == nil {
-		ref = s.checkSubject(claims, p, nil)
+		_, ref = s.checkSubject(claims, p, nil)
 	}
 	if ref != nil {
 		writeJSON(w, http.StatusOK, introspection{Active: false})

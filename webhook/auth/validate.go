@@ -50,14 +50,14 @@ func (s *Server) handleValidate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	claims, p, ref := s.verify(raw)
+	var a *Account
 	if ref == nil {
-		ref = s.checkSubject(claims, p, q)
+		a, ref = s.checkSubject(claims, p, q)
 	}
 	if ref != nil {
 		s.refuse(w, r, *ref, claims)
 		return
 	}
-	a, _ := s.store.AccountByClient(claims.Namespace, claims.ClientID)
 	// What the token grants, narrowed by what the account still holds.
 	granted, _ := authz.Narrow(a.Permissions, claims.Permissions)
 	required := requiredPermissions(q)
@@ -109,24 +109,24 @@ func (s *Server) verify(raw string) (*token.Claims, *Policy, *refusal) {
 
 // checkSubject applies what changes after issue: the account, revocations,
 // and the audience this ingress declares.
-func (s *Server) checkSubject(c *token.Claims, p *Policy, q url.Values) *refusal {
+func (s *Server) checkSubject(c *token.Claims, p *Policy, q url.Values) (*Account, *refusal) {
 	a, ok := s.store.AccountByClient(c.Namespace, c.ClientID)
 	switch {
 	case !ok || a.Policy != p.Key.Name || a.Key.Namespace != p.Key.Namespace:
-		return &refusal{http.StatusUnauthorized, "unknown_client", "the token's client no longer exists"}
+		return nil, &refusal{http.StatusUnauthorized, "unknown_client", "the token's client no longer exists"}
 	case a.Disabled:
-		return &refusal{http.StatusUnauthorized, "client_disabled", "the token's client is disabled"}
+		return nil, &refusal{http.StatusUnauthorized, "client_disabled", "the token's client is disabled"}
 	case !a.RevokeTokensIssuedBefore.IsZero() && c.IssuedAt.Time().Before(a.RevokeTokensIssuedBefore):
-		return &refusal{http.StatusUnauthorized, "token_revoked", "the token was issued before the client's tokens were revoked"}
+		return nil, &refusal{http.StatusUnauthorized, "token_revoked", "the token was issued before the client's tokens were revoked"}
 	case s.store.Revoked(c.ID):
-		return &refusal{http.StatusUnauthorized, "token_revoked", "the token has been revoked"}
+		return nil, &refusal{http.StatusUnauthorized, "token_revoked", "the token has been revoked"}
 	}
 	for _, aud := range q["aud"] {
 		if !c.Audience.Contains(aud) {
-			return &refusal{http.StatusUnauthorized, "wrong_audience", "the token is not meant for this service"}
+			return nil, &refusal{http.StatusUnauthorized, "wrong_audience", "the token is not meant for this service"}
 		}
 	}
-	return nil
+	return a, nil
 }
 
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, ref refusal, c *token.Claims) {
