@@ -120,7 +120,7 @@ fuzz: ## Fuzz token verification for FUZZTIME (default 60s).
 ##@ Run
 
 .PHONY: run
-run: $(ENVTEST_TOOLS) $(KUBE_CONTROLLER_MANAGER) $(AUTHFRAMEWORK) ## Start a local control plane, install CRDs and samples, run the manager (Ctrl-C stops all).
+run: $(ENVTEST_TOOLS) $(KUBE_CONTROLLER_MANAGER) $(AUTHFRAMEWORK) ## Local control plane with CRDs, samples, the manager, the auth server and nginx (Ctrl-C stops all).
 	go build -o $(BIN)/localcluster ./hack/localcluster
 	$(BIN)/localcluster --bin-dir $(K8S_BIN) --manager $(AUTHFRAMEWORK) --kube-controller-manager $(KUBE_CONTROLLER_MANAGER) --state-dir $(BIN)/run
 

@@ -151,6 +151,10 @@ func run(ctx context.Context, o options) error {
 	children := []*child{mgr, server}
 
 	ingress := ""
+	if _, err := exec.LookPath(o.nginx); o.nginxPort != 0 && err != nil {
+		say("nginx not found (%v); running without the ingress demo (apt-get install nginx)", err)
+		o.nginxPort = 0
+	}
 	if o.nginxPort != 0 {
 		stopEcho, err := startEcho(o.echoPort)
 		if err != nil {
