@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/authframework/authframework/internal/authz"
 )
 
 func TestTokenEndpoint(t *testing.T) {
@@ -395,5 +397,50 @@ func TestHealthAndReadiness(t *testing.T) {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// TestValidateRoutes: with routes=true the original request must match a
+// route rule of the client's roles.
+func TestValidateRoutes(t *testing.T) {
+	f := newFixture(t)
+	f.store.SetRole(types.NamespacedName{Namespace: ns, Name: "orders-reader"}, []authz.Route{
+		{Hosts: []string{"api.example.com"}, Paths: []string{"/api/orders/**"}, Methods: []string{"GET", "HEAD"}},
+	})
+	tok := f.token(nil)
+	cases := []struct {
+		name, method, url string
+		hdr               map[string]string
+		status            int
+		code              string
+	}{
+		{"allowed (nginx headers)", "GET", "https://api.example.com/api/orders/42", nil, 200, ""},
+		{"method not allowed", "POST", "https://api.example.com/api/orders/42", nil, 403, "route_not_allowed"},
+		{"path outside", "GET", "https://api.example.com/api/admin", nil, 403, "route_not_allowed"},
+		{"dot-dot out of the prefix", "GET", "https://api.example.com/api/orders/%2e%2e/%2e%2e/admin", nil, 403, "route_not_allowed"},
+		{"encoded slash", "GET", "https://api.example.com/api/orders%2F..%2Fadmin", nil, 403, "unsafe_path"},
+		{"other host", "GET", "https://evil.example.com/api/orders/42", nil, 403, "route_not_allowed"},
+		{"Traefik headers", "", "", map[string]string{"X-Forwarded-Method": "GET", "X-Forwarded-Host": "api.example.com", "X-Forwarded-Uri": "/api/orders/1"}, 200, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			hdr := bearerHdr(tok)
+			if c.url != "" {
+				hdr["X-Original-URL"], hdr["X-Original-Method"] = c.url, c.method
+			}
+			for k, v := range c.hdr {
+				hdr[k] = v
+			}
+			w := f.do("GET", "/validate?routes=true", nil, hdr)
+			if w.Code != c.status || w.Header().Get(HeaderAuthError) != c.code {
+				t.Errorf("%d %q, want %d %q", w.Code, w.Header().Get(HeaderAuthError), c.status, c.code)
+			}
+		})
+	}
+	// Without routes=true the ingress does not ask for route checks.
+	hdr := bearerHdr(tok)
+	hdr["X-Original-URL"], hdr["X-Original-Method"] = "https://api.example.com/api/admin", "DELETE"
+	if w := f.do("GET", "/validate", nil, hdr); w.Code != 200 {
+		t.Errorf("without routes=true: %d", w.Code)
 	}
 }

@@ -21,6 +21,7 @@ import (
 
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
 	"github.com/authframework/authframework/controllers"
+	"github.com/authframework/authframework/internal/authz"
 	"github.com/authframework/authframework/internal/credentials"
 	"github.com/authframework/authframework/internal/keys"
 )
@@ -79,6 +80,11 @@ func (f *Feed) Run(ctx context.Context) error {
 		{&authv1alpha1.ServiceAccount{}, f.setAccount, func(o any) {
 			if sa, ok := o.(*authv1alpha1.ServiceAccount); ok {
 				f.store.DeleteAccount(client.ObjectKeyFromObject(sa))
+			}
+		}},
+		{&authv1alpha1.Role{}, f.setRole, func(o any) {
+			if r, ok := o.(*authv1alpha1.Role); ok {
+				f.store.SetRole(client.ObjectKeyFromObject(r), nil)
 			}
 		}},
 		{&corev1.Secret{}, f.setSecret, f.deleteSecret},
@@ -161,6 +167,18 @@ func (f *Feed) setAccount(o any) {
 		a.RevokeTokensIssuedBefore = sa.Spec.RevokeTokensIssuedBefore.Time
 	}
 	f.store.SetAccount(a)
+}
+
+func (f *Feed) setRole(o any) {
+	r, ok := o.(*authv1alpha1.Role)
+	if !ok {
+		return
+	}
+	routes := make([]authz.Route, 0, len(r.Spec.Routes))
+	for _, rr := range r.Spec.Routes {
+		routes = append(routes, authz.Route{Hosts: rr.Hosts, Paths: rr.Paths, Methods: rr.Methods})
+	}
+	f.store.SetRole(client.ObjectKeyFromObject(r), routes)
 }
 
 func (f *Feed) setSecret(o any) {

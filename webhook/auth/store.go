@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 
+	"github.com/authframework/authframework/internal/authz"
 	"github.com/authframework/authframework/internal/credentials"
 	"github.com/authframework/authframework/internal/keys"
 	"github.com/authframework/authframework/internal/token"
@@ -68,6 +69,7 @@ type Store struct {
 	verifiers map[types.NamespacedName]credentials.Verifier
 	byKid     map[string]types.NamespacedName
 	revoked   map[string]time.Time // jti -> when it would expire anyway
+	routes    map[types.NamespacedName][]authz.Route
 	ready     atomic.Bool
 	// version counts changes; cached validation results carry it per policy
 	// and account so any change drops them.
@@ -86,6 +88,7 @@ func NewStore(clk clock.PassiveClock) *Store {
 		verifiers: map[types.NamespacedName]credentials.Verifier{},
 		byKid:     map[string]types.NamespacedName{},
 		revoked:   map[string]time.Time{},
+		routes:    map[types.NamespacedName][]authz.Route{},
 	}
 }
 
@@ -195,6 +198,29 @@ func (s *Store) SetVerifier(account types.NamespacedName, v *credentials.Verifie
 		s.accounts[account] = &c
 	}
 	s.version.Add(1)
+}
+
+// SetRole records a Role's route rules (nil forgets the role).
+func (s *Store) SetRole(key types.NamespacedName, routes []authz.Route) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if routes == nil {
+		delete(s.routes, key)
+	} else {
+		s.routes[key] = routes
+	}
+	s.version.Add(1)
+}
+
+// Routes are the route rules of an account's roles.
+func (s *Store) Routes(a *Account) []authz.Route {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []authz.Route
+	for _, name := range a.Roles {
+		out = append(out, s.routes[types.NamespacedName{Namespace: a.Key.Namespace, Name: name}]...)
+	}
+	return out
 }
 
 // SetRevoked replaces the revoked token ids of one revocation shard.

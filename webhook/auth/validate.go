@@ -65,6 +65,12 @@ func (s *Server) handleValidate(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, refusal{http.StatusForbidden, "insufficient_scope", "the token lacks a required permission: " + strings.Join(missing, " ")}, claims)
 		return
 	}
+	if q.Get("routes") == "true" {
+		if ref := s.checkRoutes(r, a); ref != nil {
+			s.refuse(w, r, *ref, claims)
+			return
+		}
+	}
 	h := w.Header()
 	hn := s.opts.Headers
 	h.Set(hn.UserID, claims.Subject)
@@ -147,6 +153,24 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, ref refusal, c *
 	}
 	s.opts.Audit.Info("token refused", kv...)
 	s.writeAPIError(w, r, ref.status, ref.code, ref.msg, nil, 0)
+}
+
+// checkRoutes matches the original request against the route rules of the
+// account's roles. Refusals are 403: nginx turns anything but 401/403 into
+// 500.
+func (s *Server) checkRoutes(r *http.Request, a *Account) *refusal {
+	orig, ok := originalRequest(r)
+	if !ok {
+		return &refusal{http.StatusForbidden, "unsafe_path", "the original request URL is malformed"}
+	}
+	allowed, err := authz.RoutesAllow(s.store.Routes(a), orig)
+	switch {
+	case err != nil:
+		return &refusal{http.StatusForbidden, "unsafe_path", "the request path is ambiguous (encoded slash, backslash or control character)"}
+	case !allowed:
+		return &refusal{http.StatusForbidden, "route_not_allowed", "no route rule of the client's roles allows this request"}
+	}
+	return nil
 }
 
 // requiredPermissions reads `permission` parameters, repeated or
