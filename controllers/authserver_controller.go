@@ -254,7 +254,7 @@ func (r *AuthServerReconciler) updateStatus(ctx context.Context, as *authv1alpha
 		}
 		r.Recorder.Eventf(as, nil, kind, ps.Reason, string(ps.Phase), "%s", plan.Message)
 	}
-	if equalStatus(before.Status, as.Status) {
+	if semanticEqual(before.Status, as.Status) {
 		return nil
 	}
 	return r.Status().Patch(ctx, as, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))

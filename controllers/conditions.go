@@ -18,6 +18,6 @@ func setCondition(conds *[]metav1.Condition, generation int64, now time.Time, ty
 	})
 }
 
-// equalStatus reports whether two statuses are the same, so unchanged status
-// is not written.
-func equalStatus(a, b any) bool { return equality.Semantic.DeepEqual(a, b) }
+// semanticEqual compares what is about to be written with what is there, so
+// unchanged status and objects are not written again.
+func semanticEqual(a, b any) bool { return equality.Semantic.DeepEqual(a, b) }

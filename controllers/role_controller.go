@@ -53,7 +53,7 @@ func (r *RoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	}
 	slices.Sort(names)
 
-	problems, warnings := authz.Lint(role.Spec.Permissions, routesOf(&role))
+	problems, warnings := authz.Lint(role.Spec.Permissions, RoutesOf(&role))
 	before := role.DeepCopy()
 	now := r.Clock.Now().UTC().Truncate(time.Second)
 	role.Status.ObservedGeneration = role.Generation
@@ -73,7 +73,7 @@ func (r *RoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		}
 		setCondition(&role.Status.Conditions, role.Generation, now, authv1alpha1.ConditionReady, metav1.ConditionTrue, authv1alpha1.ReasonReconciled, msg)
 	}
-	if equalStatus(before.Status, role.Status) {
+	if semanticEqual(before.Status, role.Status) {
 		return ctrl.Result{}, nil
 	}
 	return ctrl.Result{}, r.Status().Patch(ctx, &role, client.MergeFrom(before))
@@ -88,7 +88,8 @@ func conditionIs(conds []metav1.Condition, reason, msg string) bool {
 	return false
 }
 
-func routesOf(role *authv1alpha1.Role) []authz.Route {
+// RoutesOf converts a Role's route rules for internal/authz.
+func RoutesOf(role *authv1alpha1.Role) []authz.Route {
 	out := make([]authz.Route, 0, len(role.Spec.Routes))
 	for _, rr := range role.Spec.Routes {
 		out = append(out, authz.Route{Hosts: rr.Hosts, Paths: rr.Paths, Methods: rr.Methods})

@@ -102,7 +102,7 @@ func (r *ServiceAccountReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		return ctrl.Result{}, tokenErr
 	}
 	r.summarise(v, before, tokenErr)
-	if !equalStatus(before.Status, sa.Status) {
+	if !semanticEqual(before.Status, sa.Status) {
 		if err := r.Status().Patch(ctx, &sa, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -415,7 +415,7 @@ func (r *ServiceAccountReconciler) writeSecret(ctx context.Context, sa *authv1al
 	want.Annotations = ann
 	want.Data = data
 	if existing != nil {
-		same := equalStatus(existing.Data, data) && equalStatus(existing.Labels, want.Labels)
+		same := semanticEqual(existing.Data, data) && semanticEqual(existing.Labels, want.Labels)
 		for k, v := range ann {
 			same = same && existing.Annotations[k] == v
 		}

@@ -255,7 +255,7 @@ func (r *TokenPolicyReconciler) updateStatus(ctx context.Context, policy *authv1
 	}
 	setCondition(&st.Conditions, policy.Generation, now, authv1alpha1.ConditionReady, metav1.ConditionTrue, authv1alpha1.ReasonReconciled,
 		"signing keys are published and one is active")
-	if equalStatus(before.Status, policy.Status) {
+	if semanticEqual(before.Status, policy.Status) {
 		return nil
 	}
 	return r.Status().Patch(ctx, policy, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))

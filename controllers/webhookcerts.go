@@ -106,7 +106,7 @@ func (r *WebhookCertReconciler) inject(ctx context.Context, bundle []byte) error
 			for i := range vwc.Webhooks {
 				vwc.Webhooks[i].ClientConfig.CABundle = bundle
 			}
-			if !equalStatus(before.Webhooks, vwc.Webhooks) {
+			if !semanticEqual(before.Webhooks, vwc.Webhooks) {
 				if err := r.Patch(ctx, &vwc, client.MergeFrom(before)); err != nil {
 					return err
 				}
@@ -122,7 +122,7 @@ func (r *WebhookCertReconciler) inject(ctx context.Context, bundle []byte) error
 			for i := range mwc.Webhooks {
 				mwc.Webhooks[i].ClientConfig.CABundle = bundle
 			}
-			if !equalStatus(before.Webhooks, mwc.Webhooks) {
+			if !semanticEqual(before.Webhooks, mwc.Webhooks) {
 				return r.Patch(ctx, &mwc, client.MergeFrom(before))
 			}
 		}

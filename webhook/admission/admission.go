@@ -220,11 +220,7 @@ func (v *RoleValidator) ValidateDelete(context.Context, *authv1alpha1.Role) (adm
 }
 
 func (v *RoleValidator) validate(r *authv1alpha1.Role) (admission.Warnings, error) {
-	routes := make([]authz.Route, 0, len(r.Spec.Routes))
-	for _, rr := range r.Spec.Routes {
-		routes = append(routes, authz.Route{Hosts: rr.Hosts, Paths: rr.Paths, Methods: rr.Methods})
-	}
-	problems, warnings := authz.Lint(r.Spec.Permissions, routes)
+	problems, warnings := authz.Lint(r.Spec.Permissions, controllers.RoutesOf(r))
 	var errs field.ErrorList
 	for _, p := range problems {
 		errs = append(errs, field.Invalid(field.NewPath("spec", "routes"), "", p))

@@ -21,7 +21,6 @@ import (
 
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
 	"github.com/authframework/authframework/controllers"
-	"github.com/authframework/authframework/internal/authz"
 	"github.com/authframework/authframework/internal/credentials"
 	"github.com/authframework/authframework/internal/keys"
 )
@@ -174,11 +173,7 @@ func (f *Feed) setRole(o any) {
 	if !ok {
 		return
 	}
-	routes := make([]authz.Route, 0, len(r.Spec.Routes))
-	for _, rr := range r.Spec.Routes {
-		routes = append(routes, authz.Route{Hosts: rr.Hosts, Paths: rr.Paths, Methods: rr.Methods})
-	}
-	f.store.SetRole(client.ObjectKeyFromObject(r), routes)
+	f.store.SetRole(client.ObjectKeyFromObject(r), controllers.RoutesOf(r))
 }
 
 func (f *Feed) setSecret(o any) {

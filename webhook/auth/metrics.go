@@ -13,6 +13,8 @@ type serverMetrics struct {
 	latency  *prometheus.HistogramVec
 	cache    *prometheus.CounterVec
 	issued   *prometheus.CounterVec
+	// The cache counters, resolved once: /validate is the hot path.
+	cacheHits, cacheMisses prometheus.Counter
 }
 
 func newServerMetrics(reg prometheus.Registerer) *serverMetrics {
@@ -23,6 +25,7 @@ func newServerMetrics(reg prometheus.Registerer) *serverMetrics {
 		cache:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "authframework_validation_cache_total", Help: "Validation result cache lookups by result."}, []string{"result"}),
 		issued: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "authframework_tokens_issued_total", Help: "Access tokens issued by namespace and policy."}, []string{"namespace", "policy"}),
 	}
+	m.cacheHits, m.cacheMisses = m.cache.WithLabelValues("hit"), m.cache.WithLabelValues("miss")
 	reg.MustRegister(m.requests, m.latency, m.cache, m.issued)
 	return m
 }

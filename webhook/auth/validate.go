@@ -87,30 +87,30 @@ func (s *Server) handleValidate(w http.ResponseWriter, r *http.Request) {
 func (s *Server) verify(raw string) (*token.Claims, *Policy, *refusal) {
 	now := s.now()
 	version := s.store.Version()
-	if e, key, hit := s.cache.get(raw, version, now); hit {
-		s.metrics.cache.WithLabelValues("hit").Inc()
+	e, key, hit := s.cache.get(raw, version, now)
+	if hit {
+		s.metrics.cacheHits.Inc()
 		return e.claims, e.policy, nil
-	} else {
-		s.metrics.cache.WithLabelValues("miss").Inc()
-		kid, err := token.KeyID(raw)
-		if err != nil {
-			ref := refusalFor(err)
-			return nil, nil, &ref
-		}
-		p, ok := s.store.PolicyByKid(kid)
-		if !ok {
-			ref := refusalFor(token.ErrUnknownKey)
-			return nil, nil, &ref
-		}
-		claims, err := p.Verify(raw)
-		if err != nil {
-			ref := refusalFor(err)
-			return nil, nil, &ref
-		}
-		// Live no longer than the token, leeway included.
-		s.cache.put(key, cached{claims: claims, policy: p, expires: claims.Expiry.Time().Add(p.Skew), version: version})
-		return claims, p, nil
 	}
+	s.metrics.cacheMisses.Inc()
+	kid, err := token.KeyID(raw)
+	if err != nil {
+		ref := refusalFor(err)
+		return nil, nil, &ref
+	}
+	p, ok := s.store.PolicyByKid(kid)
+	if !ok {
+		ref := refusalFor(token.ErrUnknownKey)
+		return nil, nil, &ref
+	}
+	claims, err := p.Verify(raw)
+	if err != nil {
+		ref := refusalFor(err)
+		return nil, nil, &ref
+	}
+	// Live no longer than the token, leeway included.
+	s.cache.put(key, cached{claims: claims, policy: p, expires: claims.Expiry.Time().Add(p.Skew), version: version})
+	return claims, p, nil
 }
 
 // checkSubject applies what changes after issue: the account, revocations,
