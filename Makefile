@@ -120,9 +120,10 @@ fuzz: ## Fuzz token verification for FUZZTIME (default 60s).
 ##@ Run
 
 .PHONY: run
-run: $(ENVTEST_TOOLS) $(KUBE_CONTROLLER_MANAGER) $(AUTHFRAMEWORK) ## Local control plane with CRDs, samples, the manager, the auth server and nginx (Ctrl-C stops all).
+run: $(ENVTEST_TOOLS) $(KUBE_CONTROLLER_MANAGER) $(AUTHFRAMEWORK) $(if $(SIM),$(KUBE_SCHEDULER) $(KWOK)) ## Local control plane with CRDs, samples, the manager, the auth server and nginx (Ctrl-C stops all). SIM=1: a simulated cluster with a node, where the sample AuthServer rolls out.
 	go build -o $(BIN)/localcluster ./hack/localcluster
-	$(BIN)/localcluster --bin-dir $(K8S_BIN) --manager $(AUTHFRAMEWORK) --kube-controller-manager $(KUBE_CONTROLLER_MANAGER) --state-dir $(BIN)/run
+	$(BIN)/localcluster --bin-dir $(K8S_BIN) --manager $(AUTHFRAMEWORK) --kube-controller-manager $(KUBE_CONTROLLER_MANAGER) --state-dir $(BIN)/run \
+		$(if $(SIM),--sim --kube-scheduler $(KUBE_SCHEDULER) --kwok $(KWOK))
 
 ##@ Tools
 

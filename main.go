@@ -87,6 +87,7 @@ type managerOptions struct {
 	retryPeriod             time.Duration
 	gracefulShutdown        time.Duration
 	maxConcurrentReconciles int
+	devColorURLs            string
 	webhooks                webhookOptions
 	log                     logOptions
 }
@@ -102,6 +103,7 @@ func (o *managerOptions) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.retryPeriod, "leader-election-retry-period", 2*time.Second, "How often leader election is retried.")
 	fs.DurationVar(&o.gracefulShutdown, "graceful-shutdown-timeout", 30*time.Second, "How long running reconciles may take to finish on shutdown.")
 	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "ServiceAccounts reconciled in parallel.")
+	fs.StringVar(&o.devColorURLs, "dev-authserver-urls", "", "Development only: reach every AuthServer's colors at these URLs (blue=URL,green=URL) for smoke tests and analysis, instead of their Services' cluster DNS names. `make run SIM=1` uses it: the simulated cluster's pods do not run, so auth server processes on the host stand in for them.")
 	o.webhooks.bind(fs)
 }
 
@@ -222,7 +224,15 @@ func setupManager(ctx context.Context, opts managerOptions) (ctrl.Manager, error
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)
 	}
-	if _, err := controllers.Setup(ctx, mgr, controllers.Options{Clock: clock.RealClock{}, MaxConcurrentReconciles: opts.maxConcurrentReconciles}); err != nil {
+	ctrlOpts := controllers.Options{Clock: clock.RealClock{}, MaxConcurrentReconciles: opts.maxConcurrentReconciles}
+	if opts.devColorURLs != "" {
+		e, err := controllers.ParseColorEndpoints(opts.devColorURLs)
+		if err != nil {
+			return nil, fmt.Errorf("--dev-authserver-urls: %w", err)
+		}
+		ctrlOpts.Endpoints = e
+	}
+	if _, err := controllers.Setup(ctx, mgr, ctrlOpts); err != nil {
 		return nil, err
 	}
 	if opts.webhooks.enabled {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -40,6 +41,48 @@ func (ServiceEndpoints) URL(as *authv1alpha1.AuthServer, active bool) string {
 		name += "-preview"
 	}
 	return fmt.Sprintf("http://%s.%s.svc", name, as.Namespace)
+}
+
+// ColorEndpoints reaches every AuthServer's blue and green colors at fixed
+// URLs. It is for development against a simulated cluster, whose pods do not
+// run: auth server processes on the host stand in for each color.
+type ColorEndpoints map[authv1alpha1.Color]string
+
+// URL implements Endpoints.
+func (e ColorEndpoints) URL(as *authv1alpha1.AuthServer, active bool) string {
+	c := as.Status.ActiveColor
+	if c == "" {
+		c = authv1alpha1.Blue
+	}
+	if !active {
+		c = c.Other()
+	}
+	return e[c]
+}
+
+// ParseColorEndpoints reads "blue=URL,green=URL"; both colors are required
+// and each URL must be an absolute http or https URL.
+func ParseColorEndpoints(s string) (ColorEndpoints, error) {
+	e := ColorEndpoints{}
+	for _, part := range strings.Split(s, ",") {
+		color, raw, ok := strings.Cut(strings.TrimSpace(part), "=")
+		c := authv1alpha1.Color(color)
+		if !ok || (c != authv1alpha1.Blue && c != authv1alpha1.Green) {
+			return nil, fmt.Errorf("%q: want blue=URL or green=URL", part)
+		}
+		if _, dup := e[c]; dup {
+			return nil, fmt.Errorf("%s is given twice", c)
+		}
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("%s: %q is not an absolute http(s) URL", c, raw)
+		}
+		e[c] = strings.TrimSuffix(raw, "/")
+	}
+	if len(e) != 2 {
+		return nil, fmt.Errorf("both blue and green are required")
+	}
+	return e, nil
 }
 
 // HTTPChecks runs smoke tests and reads metrics over HTTP.

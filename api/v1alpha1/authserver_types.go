@@ -353,6 +353,14 @@ const (
 	Green Color = "green"
 )
 
+// Other is the other color.
+func (c Color) Other() Color {
+	if c == Green {
+		return Blue
+	}
+	return Green
+}
+
 // RolloutPhase is where an AuthServer is in its rollout.
 // +kubebuilder:validation:Enum=Stable;Deploying;Verifying;Promoting;Analysing;ScalingDown;RolledBack;Degraded
 type RolloutPhase string

@@ -1,6 +1,10 @@
 // Command localcluster is what `make run` runs: a local control plane (etcd and
 // kube-apiserver from bin/, started by envtest) with the CRDs installed and the
-// samples applied, and the manager in the foreground. SIGINT or SIGTERM stops
+// samples applied, and the manager in the foreground. With --sim (`make run
+// SIM=1`) the control plane is a simulated cluster with a node (the whole
+// kube-controller-manager, kube-scheduler and kwok), so the sample AuthServer's
+// Deployments get pods and rollouts can be watched; two auth server processes
+// on the host stand in for its blue and green pods. SIGINT or SIGTERM stops
 // every process it started.
 package main
 
@@ -15,6 +19,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -35,6 +40,11 @@ type options struct {
 	nginxPort   int
 	echoPort    int
 	nginx       string
+	sim         bool
+	scheduler   string
+	kwok        string
+	bluePort    int
+	greenPort   int
 }
 
 func main() {
@@ -50,6 +60,11 @@ func main() {
 	flag.StringVar(&o.nginx, "nginx", "nginx", "The nginx binary.")
 	flag.IntVar(&o.metricsPort, "metrics-port", 8080, "Manager metrics port on 127.0.0.1.")
 	flag.IntVar(&o.probePort, "probe-port", 8081, "Manager health probe port on 127.0.0.1.")
+	flag.BoolVar(&o.sim, "sim", false, "Run a simulated cluster with a kwok node (needs --kube-controller-manager, --kube-scheduler and --kwok), so AuthServer rollouts run.")
+	flag.StringVar(&o.scheduler, "kube-scheduler", "", "kube-scheduler binary (with --sim).")
+	flag.StringVar(&o.kwok, "kwok", "", "kwok binary (with --sim).")
+	flag.IntVar(&o.bluePort, "blue-port", 8091, "With --sim: port of the auth server standing in for the AuthServer's blue pods.")
+	flag.IntVar(&o.greenPort, "green-port", 8092, "With --sim: port of the auth server standing in for the AuthServer's green pods.")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -82,57 +97,33 @@ func run(ctx context.Context, o options) error {
 		CRDDirectoryPaths:     []string{filepath.Join(o.repoRoot, "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 	}
-	say("starting etcd and kube-apiserver from %s", o.binDir)
-	if _, err := env.Start(); err != nil {
-		// Start can fail after the processes are up; stop what did start.
-		_ = env.Stop()
-		return fmt.Errorf("starting the control plane: %w", err)
+	stopCluster, err := startCluster(ctx, o, env, kubeconfig, kubectl)
+	if err != nil {
+		return err
 	}
 	defer func() {
-		say("stopping etcd and kube-apiserver")
-		if err := env.Stop(); err != nil {
-			say("stopping the control plane: %v", err)
-		}
+		stopCluster()
 		_ = os.Remove(kubeconfig)
 	}()
-
-	user, err := env.AddUser(envtest.User{Name: "local-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return fmt.Errorf("creating the admin user: %w", err)
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
-		return err
-	}
-
-	if o.kcm != "" {
-		stopGC, err := testenv.StartGarbageCollector(o.kcm, kubeconfig, io.Discard)
-		if err != nil {
-			return err
-		}
-		defer func() {
-			say("stopping the garbage collector")
-			stopGC()
-		}()
-	}
 
 	say("applying the samples")
 	if out, err := exec.CommandContext(ctx, kubectl, "--kubeconfig", kubeconfig, "apply", "-f", filepath.Join(o.repoRoot, "config", "samples")).CombinedOutput(); err != nil {
 		return fmt.Errorf("kubectl apply -f config/samples: %w\n%s", err, out)
 	}
 
-	mgr, err := startChild(ctx, "manager", fmt.Sprintf("http://127.0.0.1:%d/readyz", o.probePort), o.manager, "manager",
+	mgrArgs := []string{"manager",
 		"--kubeconfig", kubeconfig,
 		"--leader-election-namespace", "default",
-		"--metrics-bind-address", "127.0.0.1:"+strconv.Itoa(o.metricsPort),
-		"--health-probe-bind-address", "127.0.0.1:"+strconv.Itoa(o.probePort),
+		"--metrics-bind-address", "127.0.0.1:" + strconv.Itoa(o.metricsPort),
+		"--health-probe-bind-address", "127.0.0.1:" + strconv.Itoa(o.probePort),
 		"--log-format", "console",
 		// The local control plane has no webhook configurations installed.
 		"--enable-webhooks=false",
-	)
+	}
+	if o.sim {
+		mgrArgs = append(mgrArgs, fmt.Sprintf("--dev-authserver-urls=blue=http://127.0.0.1:%d,green=http://127.0.0.1:%d", o.bluePort, o.greenPort))
+	}
+	mgr, err := startChild(ctx, "manager", fmt.Sprintf("http://127.0.0.1:%d/readyz", o.probePort), o.manager, mgrArgs...)
 	if err != nil {
 		return err
 	}
@@ -149,6 +140,24 @@ func run(ctx context.Context, o options) error {
 	}
 	defer server.stop()
 	children := []*child{mgr, server}
+	if o.sim {
+		for _, stand := range []struct {
+			color string
+			port  int
+		}{{"blue", o.bluePort}, {"green", o.greenPort}} {
+			c, err := startChild(ctx, "auth server standing in for "+stand.color, fmt.Sprintf("http://127.0.0.1:%d/readyz", stand.port), o.manager, "server",
+				"--kubeconfig", kubeconfig,
+				"--listen", fmt.Sprintf("127.0.0.1:%d", stand.port),
+				"--revocation-namespace", "default",
+				"--log-format", "console", "--log-level", "error",
+			)
+			if err != nil {
+				return err
+			}
+			defer c.stop()
+			children = append(children, c)
+		}
+	}
 
 	ingress := ""
 	if _, err := exec.LookPath(o.nginx); o.nginxPort != 0 && err != nil {
@@ -186,6 +195,67 @@ func run(ctx context.Context, o options) error {
 	}
 }
 
+// startCluster starts the control plane (a simulated cluster with a node
+// with --sim), writes an admin kubeconfig and returns how to stop it.
+func startCluster(ctx context.Context, o options, env *envtest.Environment, kubeconfig, kubectl string) (stop func(), err error) {
+	if o.sim {
+		say("starting a simulated cluster: etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok")
+		sim, err := testenv.StartSimCluster(env, testenv.SimOptions{Dir: o.stateDir, Log: io.Discard, RepoRoot: o.repoRoot,
+			KubeControllerManager: o.kcm, KubeScheduler: o.scheduler, Kwok: o.kwok})
+		if err != nil {
+			return nil, fmt.Errorf("starting the simulated cluster: %w", err)
+		}
+		stop := func() { say("stopping the simulated cluster"); sim.Stop() }
+		if sim.Kubeconfig != kubeconfig {
+			stop()
+			return nil, fmt.Errorf("the simulated cluster wrote its kubeconfig to %s, not %s", sim.Kubeconfig, kubeconfig)
+		}
+		apply := exec.CommandContext(ctx, kubectl, "--kubeconfig", kubeconfig, "apply", "-f", "-")
+		apply.Stdin = strings.NewReader(testenv.FakeNode)
+		if out, err := apply.CombinedOutput(); err != nil {
+			stop()
+			return nil, fmt.Errorf("creating the kwok node: %w\n%s", err, out)
+		}
+		return stop, nil
+	}
+	say("starting etcd and kube-apiserver from %s", o.binDir)
+	if _, err := env.Start(); err != nil {
+		// Start can fail after the processes are up; stop what did start.
+		_ = env.Stop()
+		return nil, fmt.Errorf("starting the control plane: %w", err)
+	}
+	stopEnv := func() {
+		say("stopping etcd and kube-apiserver")
+		if err := env.Stop(); err != nil {
+			say("stopping the control plane: %v", err)
+		}
+	}
+	user, err := env.AddUser(envtest.User{Name: "local-admin", Groups: []string{"system:masters"}}, nil)
+	if err == nil {
+		var kc []byte
+		if kc, err = user.KubeConfig(); err == nil {
+			err = os.WriteFile(kubeconfig, kc, 0o600)
+		}
+	}
+	if err != nil {
+		stopEnv()
+		return nil, fmt.Errorf("creating the admin user: %w", err)
+	}
+	if o.kcm == "" {
+		return stopEnv, nil
+	}
+	stopGC, err := testenv.StartGarbageCollector(o.kcm, kubeconfig, io.Discard)
+	if err != nil {
+		stopEnv()
+		return nil, err
+	}
+	return func() {
+		say("stopping the garbage collector")
+		stopGC()
+		stopEnv()
+	}, nil
+}
+
 func printWalkthrough(o options, kubeconfig, kubectl, authURL, ingress string) {
 	fmt.Printf(`
 Try:
@@ -217,6 +287,23 @@ ingress-nginx's auth-url does); the upstream echoes the identity headers:
   curl -s -o /dev/null -w '%%{http_code}\n' -H "Authorization: Bearer $TOKEN" %[1]s/api/orders-admin/1    # 403: needs orders:write
   curl -s -o /dev/null -w '%%{http_code}\n' -H "Authorization: Bearer $TOKEN" %[1]s/api/payments/1        # 401: another audience
 `, ingress)
+	}
+	if o.sim {
+		fmt.Printf(`
+The sample AuthServer "auth" runs on the simulated node: kwok plays its pods,
+and the auth servers on 127.0.0.1:%[2]d and :%[3]d stand in for its blue and
+green colors in the smoke tests and the analysis. Watch it in another terminal:
+  %[1]s get afserver auth -w
+  %[1]s get deploy,pods,endpointslices,hpa -l app.kubernetes.io/instance=auth
+Roll out a new image (with a short bake and scale-down delay for the demo): it
+goes Deploying, Verifying, Analysing (traffic on green), ScalingDown, Stable:
+  %[1]s patch afserver auth --type merge -p '{"spec":{"image":"ghcr.io/authframework/authframework:v0.2.0","rollout":{"analysis":{"bakeTime":"20s"},"scaleDownDelay":"10s"}}}'
+Roll out another and abort it while it is analysed; traffic returns at once:
+  %[1]s patch afserver auth --type merge -p '{"spec":{"image":"ghcr.io/authframework/authframework:v0.3.0","rollout":{"analysis":{"bakeTime":"5m"}}}}'
+  %[1]s annotate afserver auth auth.authframework.dev/abort="$(date +%%s)"
+  %[1]s get afserver auth -o jsonpath='{.status.phase} {.status.phaseReason} {.status.activeColor}{"\n"}'
+  %[1]s get events --field-selector involvedObject.name=auth
+`, kubectl, o.bluePort, o.greenPort)
 	}
 	fmt.Printf(`
 Metrics: curl -s http://127.0.0.1:%d/metrics (manager), %s/metrics (auth server)

@@ -62,7 +62,7 @@ func (c *colorURLs) set(color authv1alpha1.Color, u string) {
 func (c *colorURLs) URL(as *authv1alpha1.AuthServer, active bool) string {
 	color := as.Status.ActiveColor
 	if !active {
-		color = map[authv1alpha1.Color]authv1alpha1.Color{authv1alpha1.Blue: authv1alpha1.Green, authv1alpha1.Green: authv1alpha1.Blue}[color]
+		color = color.Other()
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -89,7 +89,7 @@ func TestAuthServerOnSimulatedCluster(t *testing.T) {
 	defer logFile.Close()
 	env := &envtest.Environment{CRDDirectoryPaths: []string{testenv.Path("config", "crd", "bases")}, ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: testenv.K8sBinDir(), Scheme: scheme}
-	sim, err := testenv.StartSimCluster(env, dir, logFile)
+	sim, err := testenv.StartSimCluster(env, testenv.SimOptions{Dir: dir, Log: logFile})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -32,6 +33,62 @@ import (
 // first left nothing in the way), stopping it once with SIGINT and once with
 // SIGTERM.
 func TestLocalCluster(t *testing.T) {
+	localcluster := buildLocalCluster(t)
+	stateDir := t.TempDir()
+	for i, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(fmt.Sprintf("run %d stopped by %v", i+1, sig), func(t *testing.T) {
+			runLocalCluster(t, localcluster, stateDir, sig)
+		})
+	}
+}
+
+// TestLocalClusterSim is `make run SIM=1` doing what its walk-through
+// promises: the sample AuthServer comes up on the simulated node, a new
+// image rolls out to green with the stand-in auth servers passing the smoke
+// tests, the old color scales to zero, and an aborted rollout puts traffic
+// back.
+func TestLocalClusterSim(t *testing.T) {
+	localcluster := buildLocalCluster(t)
+	lc := startLocalCluster(t, localcluster, t.TempDir(), "--sim", "--nginx-port", "0",
+		"--kube-scheduler", testenv.KubeScheduler(), "--kwok", testenv.Kwok(),
+		"--blue-port", strconv.Itoa(freePort(t)), "--green-port", strconv.Itoa(freePort(t)))
+	kubectl := lc.kubectl(t)
+	status := func() string {
+		return kubectl("get", "afserver", "auth", "-o", "jsonpath={.status.phase}/{.status.phaseReason}/{.status.activeColor}/{.status.availableReplicas}")
+	}
+	waitUntilFor(t, 2*time.Minute, "the sample AuthServer is Stable on blue with 2 pods", func() bool { return status() == "Stable/Installed/blue/2" })
+	if out := kubectl("get", "afserver", "auth"); !strings.Contains(out, "PHASE") || !strings.Contains(out, "ACTIVE") {
+		t.Errorf("kubectl get afserver does not show phase and active color:\n%s", out)
+	}
+
+	kubectl("patch", "afserver", "auth", "--type", "merge", "-p",
+		`{"spec":{"image":"ghcr.io/authframework/authframework:v0.2.0","rollout":{"analysis":{"bakeTime":"3s"},"scaleDownDelay":"3s"}}}`)
+	waitUntilFor(t, 2*time.Minute, "the new image serves on green", func() bool { return status() == "Stable/RolloutComplete/green/2" })
+	waitUntil(t, "blue is scaled to zero", func() bool {
+		return kubectl("get", "deploy", "auth-blue", "-o", "jsonpath={.spec.replicas}") == "0"
+	})
+	events := kubectl("get", "events", "--field-selector", "involvedObject.name=auth", "-o", "jsonpath={range .items[*]}{.reason} {end}")
+	for _, want := range []string{"TemplateChanged", "PreviewAvailable", "Promoted", "AnalysisPassed", "RolloutComplete"} {
+		if !strings.Contains(events, want) {
+			t.Errorf("no %s event; events: %s", want, events)
+		}
+	}
+
+	kubectl("patch", "afserver", "auth", "--type", "merge", "-p",
+		`{"spec":{"image":"ghcr.io/authframework/authframework:v0.3.0","rollout":{"analysis":{"bakeTime":"5m"}}}}`)
+	waitUntilFor(t, 2*time.Minute, "v0.3.0 is analysed on blue", func() bool { return strings.HasPrefix(status(), "Analysing/Promoted/blue/") })
+	kubectl("annotate", "afserver", "auth", "auth.authframework.dev/abort=e2e")
+	waitUntil(t, "the abort puts traffic back on green", func() bool { return strings.HasPrefix(status(), "RolledBack/Aborted/green/") })
+	if sel := kubectl("get", "service", "auth", "-o", "jsonpath={.spec.selector.auth\\.authframework\\.dev/color}"); sel != "green" {
+		t.Errorf("the active Service selects %q after the abort, want green", sel)
+	}
+	// etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, the
+	// manager and three auth servers.
+	lc.stop(t, syscall.SIGINT, 9)
+}
+
+func buildLocalCluster(t *testing.T) string {
+	t.Helper()
 	if _, err := os.Stat(testenv.Binary()); err != nil {
 		t.Fatalf("the authframework binary is not built at %s (make build): %v", testenv.Binary(), err)
 	}
@@ -41,29 +98,38 @@ func TestLocalCluster(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building hack/localcluster: %v\n%s", err, out)
 	}
-	stateDir := t.TempDir()
-	for i, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
-		t.Run(fmt.Sprintf("run %d stopped by %v", i+1, sig), func(t *testing.T) {
-			runLocalCluster(t, localcluster, stateDir, sig)
-		})
-	}
+	return localcluster
 }
 
-func runLocalCluster(t *testing.T, localcluster, stateDir string, sig syscall.Signal) {
-	metricsPort, probePort := freePort(t), freePort(t)
-	authPort, nginxPort, echoPort := freePort(t), freePort(t), freePort(t)
-	cmd := exec.Command(localcluster,
+// localCluster is a running hack/localcluster.
+type localCluster struct {
+	cmd                           *exec.Cmd
+	exited                        chan error
+	output                        *strings.Builder
+	stateDir                      string
+	metricsPort, probePort        int
+	authPort, nginxPort, echoPort int
+}
+
+// startLocalCluster starts localcluster on free ports and waits until it says
+// it is serving.
+func startLocalCluster(t *testing.T, localcluster, stateDir string, extra ...string) *localCluster {
+	t.Helper()
+	lc := &localCluster{exited: make(chan error, 1), output: &strings.Builder{}, stateDir: stateDir,
+		metricsPort: freePort(t), probePort: freePort(t), authPort: freePort(t), nginxPort: freePort(t), echoPort: freePort(t)}
+	cmd := exec.Command(localcluster, append([]string{
 		"--repo", testenv.RepoRoot(),
 		"--bin-dir", testenv.K8sBinDir(),
 		"--manager", testenv.Binary(),
 		"--kube-controller-manager", testenv.KubeControllerManager(),
 		"--state-dir", stateDir,
-		"--metrics-port", strconv.Itoa(metricsPort),
-		"--probe-port", strconv.Itoa(probePort),
-		"--auth-port", strconv.Itoa(authPort),
-		"--nginx-port", strconv.Itoa(nginxPort),
-		"--echo-port", strconv.Itoa(echoPort),
-	)
+		"--metrics-port", strconv.Itoa(lc.metricsPort),
+		"--probe-port", strconv.Itoa(lc.probePort),
+		"--auth-port", strconv.Itoa(lc.authPort),
+		"--nginx-port", strconv.Itoa(lc.nginxPort),
+		"--echo-port", strconv.Itoa(lc.echoPort),
+	}, extra...)...)
+	lc.cmd = cmd
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -73,45 +139,87 @@ func runLocalCluster(t *testing.T, localcluster, stateDir string, sig syscall.Si
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
 	serving := make(chan struct{})
-	var output strings.Builder
+	var mu sync.Mutex
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		once := false
 		for sc.Scan() {
 			line := sc.Text()
-			output.WriteString(line + "\n")
+			mu.Lock()
+			lc.output.WriteString(line + "\n")
+			mu.Unlock()
 			if !once && strings.Contains(line, "==> serving after") {
 				once = true
 				close(serving)
 			}
 		}
-		exited <- cmd.Wait()
+		lc.exited <- cmd.Wait()
 	}()
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			_ = cmd.Process.Kill()
 		}
 	})
-
+	out := func() string { mu.Lock(); defer mu.Unlock(); return lc.output.String() }
 	select {
 	case <-serving:
 		t.Logf("make run was serving %s after start", time.Since(started).Round(100*time.Millisecond))
-	case err := <-exited:
-		t.Fatalf("localcluster exited before serving: %v\n%s", err, output.String())
+	case err := <-lc.exited:
+		t.Fatalf("localcluster exited before serving: %v\n%s", err, out())
 	case <-time.After(2 * time.Minute):
-		t.Fatalf("localcluster did not serve within 2m\n%s", output.String())
+		t.Fatalf("localcluster did not serve within 2m\n%s", out())
 	}
+	return lc
+}
 
-	kubeconfig := filepath.Join(stateDir, "kubeconfig")
-	kubectl := func(args ...string) string {
+// kubectl runs kubectl against the local cluster and fails the test on error.
+func (lc *localCluster) kubectl(t *testing.T) func(args ...string) string {
+	kubeconfig := filepath.Join(lc.stateDir, "kubeconfig")
+	return func(args ...string) string {
+		t.Helper()
 		out, err := exec.Command(testenv.Kubectl(), append([]string{"--kubeconfig", kubeconfig}, args...)...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("kubectl %v: %v\n%s", args, err, out)
 		}
 		return string(out)
 	}
+}
+
+// stop signals localcluster and checks that it stops cleanly, leaving no
+// process and no kubeconfig behind.
+func (lc *localCluster) stop(t *testing.T, sig syscall.Signal, minProcs int) {
+	t.Helper()
+	procs := descendants(lc.cmd.Process.Pid)
+	if len(procs) < minProcs {
+		t.Errorf("expected at least %d processes under localcluster, found %v", minProcs, procs)
+	}
+	if err := lc.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-lc.exited:
+		if err != nil {
+			t.Errorf("localcluster exited with %v after %v\n%s", err, sig, lc.output.String())
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatalf("localcluster did not stop within 90s of %v", sig)
+	}
+	for _, pid := range procs {
+		if alive(pid) {
+			t.Errorf("process %d (%s) outlived localcluster", pid, comm(pid))
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(lc.stateDir, "kubeconfig")); err == nil {
+		t.Errorf("the kubeconfig of a stopped cluster was left in %s", lc.stateDir)
+	}
+}
+
+func runLocalCluster(t *testing.T, localcluster, stateDir string, sig syscall.Signal) {
+	lc := startLocalCluster(t, localcluster, stateDir)
+	metricsPort, probePort, authPort, nginxPort := lc.metricsPort, lc.probePort, lc.authPort, lc.nginxPort
+	kubectl := lc.kubectl(t)
 	got := kubectl("get", "authframework", "-o", "name")
 	for _, want := range []string{"tokenpolicy.auth.authframework.dev/orders-platform", "serviceaccount.auth.authframework.dev/billing", "authserver.auth.authframework.dev/auth"} {
 		if !strings.Contains(got, want) {
@@ -161,30 +269,9 @@ func runLocalCluster(t *testing.T, localcluster, stateDir string, sig syscall.Si
 		t.Errorf("/healthz answered %q", body)
 	}
 
-	procs := descendants(cmd.Process.Pid)
-	if len(procs) < 4 {
-		t.Errorf("expected etcd, kube-apiserver, kube-controller-manager and the manager under localcluster, found %v", procs)
-	}
-	if err := cmd.Process.Signal(sig); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("localcluster exited with %v after %v\n%s", err, sig, output.String())
-		}
-	case <-time.After(90 * time.Second):
-		t.Fatalf("localcluster did not stop within 90s of %v\n%s", sig, output.String())
-	}
-	for _, pid := range procs {
-		if alive(pid) {
-			t.Errorf("process %d (%s) outlived localcluster", pid, comm(pid))
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-	if _, err := os.Stat(kubeconfig); err == nil {
-		t.Errorf("the kubeconfig of a stopped cluster was left at %s", kubeconfig)
-	}
+	// etcd, kube-apiserver, kube-controller-manager, the manager and the
+	// auth server at least.
+	lc.stop(t, sig, 5)
 }
 
 // checkIngress drives the ingress path: a standard OAuth2 client gets a token

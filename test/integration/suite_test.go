@@ -249,7 +249,7 @@ func (m *endpointMap) set(as types.NamespacedName, color authv1alpha1.Color, url
 func (m *endpointMap) URL(as *authv1alpha1.AuthServer, active bool) string {
 	c := as.Status.ActiveColor
 	if !active {
-		c = map[authv1alpha1.Color]authv1alpha1.Color{authv1alpha1.Blue: authv1alpha1.Green, authv1alpha1.Green: authv1alpha1.Blue}[c]
+		c = c.Other()
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

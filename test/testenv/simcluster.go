@@ -32,9 +32,56 @@ var KwokStages = []string{
 	"pod/general/pod-ready.yaml", "pod/general/pod-complete.yaml", "pod/general/pod-delete.yaml",
 }
 
-// StartSimCluster starts the control plane and the simulated node, with logs
-// to logTo.
-func StartSimCluster(env *envtest.Environment, dir string, logTo io.Writer) (*SimCluster, error) {
+// SimOptions say where the simulated cluster's binaries are and where it
+// writes.
+type SimOptions struct {
+	// Dir receives the kubeconfig (Dir/kubeconfig) and kwok's stages.
+	Dir string
+	// Log receives the output of kube-controller-manager, kube-scheduler and
+	// kwok.
+	Log io.Writer
+	// KubeControllerManager, KubeScheduler and Kwok are the binaries; the
+	// pinned ones under bin/ when empty.
+	KubeControllerManager, KubeScheduler, Kwok string
+	// RepoRoot is where hack/tools/k8s pins the kwok module whose stages are
+	// used; this repository when empty.
+	RepoRoot string
+}
+
+func (o *SimOptions) defaults() {
+	if o.KubeControllerManager == "" {
+		o.KubeControllerManager = KubeControllerManager()
+	}
+	if o.KubeScheduler == "" {
+		o.KubeScheduler = KubeScheduler()
+	}
+	if o.Kwok == "" {
+		o.Kwok = Kwok()
+	}
+	if o.RepoRoot == "" {
+		o.RepoRoot = RepoRoot()
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+}
+
+// KubeScheduler is the kube-scheduler built for the pinned Kubernetes version.
+func KubeScheduler() string { return Path("bin", "kube-scheduler-v1.37.2") }
+
+// Kwok is the kwok built for the pinned version.
+func Kwok() string { return Path("bin", "kwok-v0.8.0") }
+
+// StartSimCluster starts the control plane and the simulated node's kwok.
+// The caller creates the Node (FakeNode).
+func StartSimCluster(env *envtest.Environment, o SimOptions) (*SimCluster, error) {
+	o.defaults()
+	for _, bin := range []string{o.KubeControllerManager, o.KubeScheduler, o.Kwok} {
+		if _, err := os.Stat(bin); err != nil {
+			return nil, fmt.Errorf("%s is not built (make tools): %w", bin, err)
+		}
+	}
+	dir, logTo := o.Dir, o.Log
 	if _, err := env.Start(); err != nil {
 		_ = env.Stop()
 		return nil, err
@@ -52,14 +99,12 @@ func StartSimCluster(env *envtest.Environment, dir string, logTo io.Writer) (*Si
 		s.Stop()
 		return nil, err
 	}
-	stages, err := kwokStages(dir)
+	stages, err := kwokStages(o.RepoRoot, dir)
 	if err != nil {
 		s.Stop()
 		return nil, err
 	}
-	kcm := KubeControllerManager()
-	sched := Path("bin", "kube-scheduler-v1.37.2")
-	kwok := Path("bin", "kwok-v0.8.0")
+	kcm, sched, kwok := o.KubeControllerManager, o.KubeScheduler, o.Kwok
 	for _, cmd := range []*exec.Cmd{
 		exec.Command(kcm, "--kubeconfig", s.Kubeconfig, "--leader-elect=false", "--secure-port=0",
 			"--controllers=*,-serviceaccount-token,-root-ca-certificate-publisher-controller,-nodeipam",
@@ -98,8 +143,8 @@ status:
   capacity: {cpu: "32", memory: 256Gi, pods: "110"}
 `
 
-func kwokStages(dir string) (string, error) {
-	out, err := exec.Command("go", "-C", Path("hack", "tools", "k8s"), "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/kwok").Output()
+func kwokStages(repoRoot, dir string) (string, error) {
+	out, err := exec.Command("go", "-C", filepath.Join(repoRoot, "hack", "tools", "k8s"), "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/kwok").Output()
 	if err != nil {
 		return "", fmt.Errorf("locating the kwok module: %w", err)
 	}
