@@ -88,6 +88,7 @@ type managerOptions struct {
 	gracefulShutdown        time.Duration
 	maxConcurrentReconciles int
 	devColorURLs            string
+	serverRBAC              controllers.ServerRBAC
 	webhooks                webhookOptions
 	log                     logOptions
 }
@@ -103,6 +104,17 @@ func (o *managerOptions) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.retryPeriod, "leader-election-retry-period", 2*time.Second, "How often leader election is retried.")
 	fs.DurationVar(&o.gracefulShutdown, "graceful-shutdown-timeout", 30*time.Second, "How long running reconciles may take to finish on shutdown.")
 	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "ServiceAccounts reconciled in parallel.")
+	fs.StringVar(&o.serverRBAC.ReadClusterRole, "server-cluster-role", "authframework-server", "ClusterRole the operator binds to each AuthServer's ServiceAccount where its pods read (policies, accounts, roles, Secrets); empty: bind nothing and grant the pods yourself.")
+	fs.StringVar(&o.serverRBAC.RevocationsClusterRole, "server-revocations-cluster-role", "authframework-server-revocations", "ClusterRole the operator binds in each AuthServer's namespace for its revocation ConfigMaps.")
+	fs.Func("server-cluster-scope-namespaces", "Comma-separated namespaces whose AuthServers may read beyond their own namespace (default: $POD_NAMESPACE, the operator's namespace). Anyone who can create pods there can act as the server's ServiceAccount; list only namespaces cluster admins alone write to.", func(v string) error {
+		o.serverRBAC.ClusterScopeNamespaces = splitList(v)
+		return nil
+	})
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		o.serverRBAC.ClusterScopeNamespaces = []string{ns}
+	} else {
+		o.serverRBAC.ClusterScopeNamespaces = []string{"authframework-system"}
+	}
 	fs.StringVar(&o.devColorURLs, "dev-authserver-urls", "", "Development only: reach every AuthServer's colors at these URLs (blue=URL,green=URL) for smoke tests and analysis, instead of their Services' cluster DNS names. `make run SIM=1` uses it: the simulated cluster's pods do not run, so auth server processes on the host stand in for them.")
 	o.webhooks.bind(fs)
 }
@@ -224,7 +236,7 @@ func setupManager(ctx context.Context, opts managerOptions) (ctrl.Manager, error
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)
 	}
-	ctrlOpts := controllers.Options{Clock: clock.RealClock{}, MaxConcurrentReconciles: opts.maxConcurrentReconciles}
+	ctrlOpts := controllers.Options{Clock: clock.RealClock{}, MaxConcurrentReconciles: opts.maxConcurrentReconciles, ServerRBAC: opts.serverRBAC}
 	if opts.devColorURLs != "" {
 		e, err := controllers.ParseColorEndpoints(opts.devColorURLs)
 		if err != nil {

@@ -80,13 +80,8 @@ func startAuthServer(ctx context.Context, cfg *rest.Config, opts serverOptions, 
 	scheme := newScheme()
 	clk := clock.RealClock{}
 	store := auth.NewStore(clk)
-	var namespaces []string
-	for _, ns := range strings.Split(opts.namespaces, ",") {
-		if ns = strings.TrimSpace(ns); ns != "" {
-			namespaces = append(namespaces, ns)
-		}
-	}
-	feed, err := auth.NewFeed(cfg, scheme, store, namespaces)
+	namespaces := splitList(opts.namespaces)
+	feed, err := auth.NewFeed(cfg, scheme, store, auth.FeedOptions{Namespaces: namespaces, RevocationNamespace: opts.revocationNamespace})
 	if err != nil {
 		return nil, err
 	}
@@ -132,4 +127,15 @@ func startAuthServer(ctx context.Context, cfg *rest.Config, opts serverOptions, 
 		}
 		return nil
 	}, nil
+}
+
+// splitList reads a comma-separated flag value, dropping blanks.
+func splitList(v string) []string {
+	var out []string
+	for _, x := range strings.Split(v, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
 }

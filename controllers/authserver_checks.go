@@ -179,10 +179,10 @@ func (c *HTTPChecks) mint(p *authv1alpha1.TokenPolicy, sa *authv1alpha1.ServiceA
 	return raw, err
 }
 
-// Traffic reads the new (active) color's validation requests and server
-// errors from its /metrics.
-func (c *HTTPChecks) Traffic(ctx context.Context, as *authv1alpha1.AuthServer) (requests, serverErrors int64, err error) {
-	code, body, err := c.body(ctx, c.Endpoints.URL(as, true)+"/metrics")
+// Traffic reads one color's validation requests and server errors from its
+// /metrics: the active color after promotion, the preview during a canary.
+func (c *HTTPChecks) Traffic(ctx context.Context, as *authv1alpha1.AuthServer, active bool) (requests, serverErrors int64, err error) {
+	code, body, err := c.body(ctx, c.Endpoints.URL(as, active)+"/metrics")
 	if err != nil || code != 200 {
 		return 0, 0, fmt.Errorf("reading metrics: %d %v", code, err)
 	}

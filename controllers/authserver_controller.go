@@ -8,8 +8,10 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -28,9 +30,9 @@ import (
 type Checks interface {
 	// Smoke tests the preview color.
 	Smoke(ctx context.Context, as *authv1alpha1.AuthServer) error
-	// Traffic reads the active color's validation requests and server
-	// errors.
-	Traffic(ctx context.Context, as *authv1alpha1.AuthServer) (requests, serverErrors int64, err error)
+	// Traffic reads the validation requests and server errors of the active
+	// color, or of the preview color when active is false.
+	Traffic(ctx context.Context, as *authv1alpha1.AuthServer, active bool) (requests, serverErrors int64, err error)
 }
 
 // AuthServerReconciler runs the auth server: blue and green Deployments, an
@@ -42,10 +44,16 @@ type AuthServerReconciler struct {
 	Clock     clock.PassiveClock
 	Recorder  events.EventRecorder
 	Checks    Checks
+	// RBAC says how the auth server pods are granted their permissions.
+	RBAC ServerRBAC
 }
 
-// +kubebuilder:rbac:groups=auth.authframework.dev,resources=authservers,verbs=get;list;watch
+// +kubebuilder:rbac:groups=auth.authframework.dev,resources=authservers,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=auth.authframework.dev,resources=authservers/finalizers,verbs=update
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=rolebindings;clusterrolebindings,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles,verbs=get;bind,resourceNames=authframework-server;authframework-server-revocations
 // +kubebuilder:rbac:groups=auth.authframework.dev,resources=authservers/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups="",resources=services;serviceaccounts,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;update;patch;delete
@@ -59,22 +67,40 @@ func (r *AuthServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !as.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, nil
+		return ctrl.Result{}, r.release(ctx, &as)
+	}
+	// The pods get their permissions before they exist.
+	perms, err := r.grant(ctx, &as)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
 	in, deps, err := r.observe(ctx, &as)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	base, err := r.observeRouting(ctx, &as, &in)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	plan := rollout.Next(in)
 	if plan.RunSmokeTests || plan.RunAnalysis {
 		// Run what the plan asked for and decide again with the results.
+		observed := in.Status
 		r.check(ctx, &as, plan, &in)
 		plan = rollout.Next(in)
+		// The analysis is decided from the first plan's status; the event
+		// is for the whole step from what was observed.
+		plan.Transitioned = rollout.Transitioned(observed, plan.Status)
 	}
 	if err := r.apply(ctx, &as, plan, deps); err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.updateStatus(ctx, &as, in, plan, deps); err != nil {
+	// After the Services: at the end of the steps the active Service has
+	// switched before the canary Ingress goes.
+	if err := r.route(ctx, &as, plan, base); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.updateStatus(ctx, &as, in, plan, perms); err != nil {
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: requeueAfter(plan.NextCheck, in.Now)}, nil
@@ -102,6 +128,15 @@ func (r *AuthServerReconciler) observe(ctx context.Context, as *authv1alpha1.Aut
 		MaxErrorRate:   float64(ptr.Deref(s.Rollout.Analysis.MaxServerErrorPercent, 1)) / 100,
 		MinRequests:    int64(ptr.Deref(s.Rollout.Analysis.MinRequests, 20)),
 	}
+	if tr := s.Rollout.TrafficRouting; tr != nil {
+		spec.CanarySteps, spec.StepInterval = tr.Steps, tr.StepInterval.Duration
+		if len(spec.CanarySteps) == 0 {
+			spec.CanarySteps = DefaultCanarySteps
+		}
+		if spec.StepInterval <= 0 {
+			spec.StepInterval = time.Minute
+		}
+	}
 	if s.Autoscaling != nil {
 		spec.Replicas = s.Autoscaling.MinReplicas
 	}
@@ -109,7 +144,8 @@ func (r *AuthServerReconciler) observe(ctx context.Context, as *authv1alpha1.Aut
 	in := rollout.Input{
 		Spec: spec, Colors: colors, Now: r.Clock.Now().UTC(),
 		Status: rollout.Status{Phase: rollout.Phase(st.Phase), Reason: st.PhaseReason, ActiveColor: rollout.Color(st.ActiveColor),
-			ActiveHash: st.ActiveTemplateHash, FailedHash: st.FailedTemplateHash, PhaseStartedAt: timeOf(st.PhaseStartedAt)},
+			ActiveHash: st.ActiveTemplateHash, FailedHash: st.FailedTemplateHash, PhaseStartedAt: timeOf(st.PhaseStartedAt),
+			CanaryWeight: st.CanaryWeight},
 	}
 	if v := as.Annotations[authv1alpha1.AnnotationPromote]; v != "" && v != st.LastPromoteRequest {
 		in.Results.Promote = true
@@ -136,8 +172,10 @@ func (r *AuthServerReconciler) check(ctx context.Context, as *authv1alpha1.AuthS
 		}
 	}
 	if plan.RunAnalysis {
+		// Decide again from the plan's status: the analysis belongs to the
+		// phase it was asked for.
 		in.Status = plan.Status
-		reqs, errs, err := r.Checks.Traffic(ctx, probe)
+		reqs, errs, err := r.Checks.Traffic(ctx, probe, plan.AnalyseColor == plan.Status.ActiveColor)
 		if err != nil {
 			log.FromContext(ctx).Info("reading the new color's metrics failed; analysis continues", "error", err.Error())
 			return
@@ -219,7 +257,7 @@ func (r *AuthServerReconciler) deleteIfOwned(ctx context.Context, as *authv1alph
 	return client.IgnoreNotFound(r.Delete(ctx, obj))
 }
 
-func (r *AuthServerReconciler) updateStatus(ctx context.Context, as *authv1alpha1.AuthServer, in rollout.Input, plan rollout.Plan, deps map[rollout.Color]*appsv1.Deployment) error {
+func (r *AuthServerReconciler) updateStatus(ctx context.Context, as *authv1alpha1.AuthServer, in rollout.Input, plan rollout.Plan, perms permissions) error {
 	before := as.DeepCopy()
 	now := in.Now.Truncate(time.Second)
 	ps := plan.Status
@@ -231,6 +269,7 @@ func (r *AuthServerReconciler) updateStatus(ctx context.Context, as *authv1alpha
 	st.ActiveColor = authv1alpha1.Color(ps.ActiveColor)
 	st.ActiveTemplateHash, st.FailedTemplateHash, st.DesiredTemplateHash = ps.ActiveHash, ps.FailedHash, in.Spec.TemplateHash
 	st.ActiveService, st.PreviewService = as.Name, as.Name+"-preview"
+	st.CanaryWeight = ps.CanaryWeight
 	active := in.Colors[ps.ActiveColor]
 	st.Replicas, st.AvailableReplicas = active.Replicas, active.Available
 	if in.Results.Promote {
@@ -243,10 +282,16 @@ func (r *AuthServerReconciler) updateStatus(ctx context.Context, as *authv1alpha
 	available := active.Available >= max(active.Replicas, 1)
 	setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionAvailable, boolCondition(available), string(ps.Phase),
 		fmt.Sprintf("%s has %d of %d pods available", ps.ActiveColor, active.Available, active.Replicas))
-	progressing := ps.Phase == rollout.Deploying || ps.Phase == rollout.Verifying || ps.Phase == rollout.Promoting || ps.Phase == rollout.Analysing || ps.Phase == rollout.ScalingDown
+	progressing := ps.Phase == rollout.Deploying || ps.Phase == rollout.Verifying || ps.Phase == rollout.Promoting || ps.Phase == rollout.Canary ||
+		ps.Phase == rollout.Analysing || ps.Phase == rollout.ScalingDown
 	setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionProgressing, boolCondition(progressing), ps.Reason, plan.Message)
 	setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionRolledBack, boolCondition(ps.Phase == rollout.RolledBack), ps.Reason, plan.Message)
 	setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionReady, boolCondition(available && ps.Phase != rollout.Degraded), ps.Reason, plan.Message)
+	prev := meta.FindStatusCondition(before.Status.Conditions, authv1alpha1.ConditionPermissionsGranted)
+	setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionPermissionsGranted, perms.status, perms.reason, perms.message)
+	if perms.status == metav1.ConditionFalse && (prev == nil || prev.Reason != perms.reason) {
+		r.Recorder.Eventf(as, nil, corev1.EventTypeWarning, perms.reason, "Grant", "%s", perms.message)
+	}
 	if plan.Transitioned {
 		kind := corev1.EventTypeNormal
 		if ps.Phase == rollout.RolledBack || ps.Phase == rollout.Degraded {
@@ -275,6 +320,7 @@ func (r *AuthServerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.Service{}).
 		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
+		Owns(&networkingv1.Ingress{}).
 		Named("authserver").
 		Complete(r)
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
@@ -25,7 +26,9 @@ func CacheOptions() cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{authv1alpha1.LabelManagedBy: authv1alpha1.ManagedByValue})
 	return cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Label: managed},
+			&corev1.Secret{}:             {Label: managed},
+			&rbacv1.RoleBinding{}:        {Label: managed},
+			&rbacv1.ClusterRoleBinding{}: {Label: managed},
 		},
 	}
 }
@@ -42,6 +45,9 @@ type Options struct {
 	// Endpoints reach the auth server's colors for smoke tests and analysis;
 	// the Services by cluster DNS when nil.
 	Endpoints Endpoints
+	// ServerRBAC says how the auth server pods get their permissions; with
+	// no ReadClusterRole the operator binds nothing.
+	ServerRBAC ServerRBAC
 }
 
 // Controllers are the reconcilers Setup registered, for tests that need to
@@ -98,8 +104,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Controllers, e
 		endpoints = ServiceEndpoints{}
 	}
 	as := &AuthServerReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clock: opts.Clock,
-		Recorder: mgr.GetEventRecorder("authserver-controller"),
-		Checks:   &HTTPChecks{Client: mgr.GetClient(), Endpoints: endpoints, Clock: opts.Clock}}
+		Recorder: mgr.GetEventRecorder("authserver-controller"), RBAC: opts.ServerRBAC,
+		Checks: &HTTPChecks{Client: mgr.GetClient(), Endpoints: endpoints, Clock: opts.Clock}}
 	if err := as.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the AuthServer controller: %w", err)
 	}

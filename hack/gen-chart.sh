@@ -32,6 +32,17 @@ done
 
 {
   echo "$banner"
+  echo '{{- if .Values.serverRBAC.create }}'
+  # Fixed names: the operator's ClusterRole holds `bind` on exactly these.
+  sed -e 's/^  name: server$/  name: authframework-server/' \
+      -e 's/^  name: server-revocations$/  name: authframework-server-revocations/' \
+      -e 's/^metadata:$/metadata:\n  labels: {{- include "authframework.labels" . | nindent 4 }}/' \
+      config/rbac/server_role.yaml
+  echo '{{- end }}'
+} > "$chart/server-rbac.yaml"
+
+{
+  echo "$banner"
   echo '{{- if .Values.webhooks.enabled }}'
   sed -e 's/^  name: mutating-webhook-configuration$/  name: {{ include "authframework.fullname" . }}/' \
       -e 's/^  name: validating-webhook-configuration$/  name: {{ include "authframework.fullname" . }}/' \

@@ -362,7 +362,7 @@ func (c Color) Other() Color {
 }
 
 // RolloutPhase is where an AuthServer is in its rollout.
-// +kubebuilder:validation:Enum=Stable;Deploying;Verifying;Promoting;Analysing;ScalingDown;RolledBack;Degraded
+// +kubebuilder:validation:Enum=Stable;Deploying;Verifying;Promoting;Canary;Analysing;ScalingDown;RolledBack;Degraded
 type RolloutPhase string
 
 // The rollout phases.
@@ -374,9 +374,13 @@ const (
 	PhaseDeploying RolloutPhase = "Deploying"
 	// PhaseVerifying: smoke tests run against the preview color.
 	PhaseVerifying RolloutPhase = "Verifying"
-	// PhasePromoting: traffic is moving to the new color (in steps when traffic
-	// routing is set, or waiting for the promote annotation).
+	// PhasePromoting: smoke tests passed; waiting for the promote annotation
+	// (autoPromote: false).
 	PhasePromoting RolloutPhase = "Promoting"
+	// PhaseCanary: the canary Ingress sends status.canaryWeight percent of the
+	// traffic of spec.rollout.trafficRouting.ingress to the new color, in
+	// steps, while its metrics are watched; the active Service has not moved.
+	PhaseCanary RolloutPhase = "Canary"
 	// PhaseAnalysing: the new color serves and its metrics are watched.
 	PhaseAnalysing RolloutPhase = "Analysing"
 	// PhaseScalingDown: the old color waits out ScaleDownDelay, then scales to
@@ -475,6 +479,7 @@ type AuthServerStatus struct {
 // +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.status.replicas`
 // +kubebuilder:printcolumn:name="Available",type=integer,JSONPath=`.status.availableReplicas`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Canary",type=integer,JSONPath=`.status.canaryWeight`,priority=1
 // +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.spec.image`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type AuthServer struct {

@@ -33,6 +33,9 @@ const (
 	// ConditionRolledBack (AuthServer) is True when the last rollout failed and
 	// traffic was returned to the previous template.
 	ConditionRolledBack = "RolledBack"
+	// ConditionPermissionsGranted (AuthServer) is True when the auth server
+	// pods' ServiceAccount is bound to what they need to read and write.
+	ConditionPermissionsGranted = "PermissionsGranted"
 )
 
 // Condition reasons. Events reuse the same words so that `kubectl describe`
@@ -105,6 +108,11 @@ const (
 	// AnnotationAbort on an AuthServer aborts the rollout in progress and rolls
 	// back.
 	AnnotationAbort = "auth.authframework.dev/abort"
+
+	// FinalizerServerBindings holds an AuthServer until the RoleBindings and
+	// ClusterRoleBindings the operator made for its pods outside its
+	// namespace, which owner references cannot reach, are deleted.
+	FinalizerServerBindings = "auth.authframework.dev/server-bindings"
 
 	// LabelManagedBy is the label every object the operator owns carries; caches
 	// of Secrets are filtered by it.

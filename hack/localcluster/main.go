@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/authframework/authframework/test/testenv"
@@ -111,6 +113,11 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("kubectl apply -f config/samples: %w\n%s", err, out)
 	}
 
+	say("installing the auth server ClusterRoles")
+	if err := applyServerRoles(ctx, o, kubectl, kubeconfig); err != nil {
+		return err
+	}
+
 	mgrArgs := []string{"manager",
 		"--kubeconfig", kubeconfig,
 		"--leader-election-namespace", "default",
@@ -119,6 +126,9 @@ func run(ctx context.Context, o options) error {
 		"--log-format", "console",
 		// The local control plane has no webhook configurations installed.
 		"--enable-webhooks=false",
+		// The samples live in default: let the sample AuthServer's pods read
+		// across namespaces, as one in the operator's namespace would.
+		"--server-cluster-scope-namespaces=default",
 	}
 	if o.sim {
 		mgrArgs = append(mgrArgs, fmt.Sprintf("--dev-authserver-urls=blue=http://127.0.0.1:%d,green=http://127.0.0.1:%d", o.bluePort, o.greenPort))
@@ -380,4 +390,39 @@ func waitReady(ctx context.Context, name, url string, exited <-chan struct{}) er
 
 func say(format string, args ...any) {
 	fmt.Fprintf(os.Stdout, "==> "+format+"\n", args...)
+}
+
+// applyServerRoles installs config/rbac/server_role.yaml with the name prefix
+// config/default gives it, so the manager can bind the sample AuthServer's
+// pods as it would in a cluster.
+func applyServerRoles(ctx context.Context, o options, kubectl, kubeconfig string) error {
+	f, err := os.Open(filepath.Join(o.repoRoot, "config", "rbac", "server_role.yaml"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var list unstructured.UnstructuredList
+	dec := utilyaml.NewYAMLOrJSONDecoder(f, 4096)
+	for {
+		var u unstructured.Unstructured
+		if err := dec.Decode(&u.Object); err == io.EOF {
+			break
+		} else if err != nil {
+			return fmt.Errorf("config/rbac/server_role.yaml: %w", err)
+		}
+		u.SetName("authframework-" + u.GetName())
+		list.Items = append(list.Items, u)
+	}
+	list.SetAPIVersion("v1")
+	list.SetKind("List")
+	body, err := list.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, kubectl, "--kubeconfig", kubeconfig, "apply", "-f", "-")
+	cmd.Stdin = strings.NewReader(string(body))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("applying the server ClusterRoles: %w\n%s", err, out)
+	}
+	return nil
 }

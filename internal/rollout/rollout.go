@@ -36,6 +36,7 @@ const (
 	Deploying   Phase = "Deploying"
 	Verifying   Phase = "Verifying"
 	Promoting   Phase = "Promoting"
+	Canary      Phase = "Canary"
 	Analysing   Phase = "Analysing"
 	ScalingDown Phase = "ScalingDown"
 	RolledBack  Phase = "RolledBack"
@@ -58,6 +59,12 @@ type Spec struct {
 	// color may serve during analysis; MinRequests are needed to judge.
 	MaxErrorRate float64
 	MinRequests  int64
+	// CanarySteps are the weights, in percent and increasing, the new color
+	// gets through the canary Ingress before the full switch; each holds
+	// for StepInterval while the new color is analysed. None: switch at
+	// once.
+	CanarySteps  []int32
+	StepInterval time.Duration
 }
 
 // Status is the rollout state kept in the AuthServer's status.
@@ -68,6 +75,9 @@ type Status struct {
 	ActiveHash     string
 	FailedHash     string
 	PhaseStartedAt time.Time
+	// CanaryWeight is the share of traffic, in percent, the canary Ingress
+	// sends to the new color; 0 when there is no canary Ingress.
+	CanaryWeight int32
 }
 
 // Deployment is what was observed of one color's Deployment.
@@ -89,6 +99,9 @@ type Results struct {
 	Analysed            bool
 	Requests, ServerErr int64
 	Promote, Abort      bool
+	// RoutingProblem says why the canary Ingress cannot be made (the named
+	// Ingress is missing or does not route to the active Service).
+	RoutingProblem string
 }
 
 // Input is everything Next decides from.
@@ -117,8 +130,10 @@ type Plan struct {
 	HPAColor Color
 	// RunSmokeTests asks for smoke tests against the preview color now.
 	RunSmokeTests bool
-	// RunAnalysis asks for the new color's metrics.
-	RunAnalysis bool
+	// RunAnalysis asks for the new color's metrics; AnalyseColor is the
+	// color to read (the active one after promotion, the canary before).
+	RunAnalysis  bool
+	AnalyseColor Color
 	// Transitioned is set when the phase changed: a condition and an event.
 	Transitioned bool
 	NextCheck    time.Time
@@ -191,10 +206,12 @@ func (d *decider) decide() Plan {
 		d.verifying()
 	case d.st.Phase == Promoting:
 		if in.Results.Promote {
-			d.promote()
+			d.startPromotion()
 		} else {
 			d.msg = "smoke tests passed; waiting for the promote annotation"
 		}
+	case d.st.Phase == Canary:
+		d.canary(newHash)
 	case d.st.Phase == Analysing:
 		d.analysing()
 	case d.st.Phase == ScalingDown:
@@ -211,8 +228,12 @@ func (d *decider) decide() Plan {
 		plan.HPAColor = d.st.ActiveColor
 	}
 	plan.RunSmokeTests = (d.st.Phase == Verifying && in.Results.Smoke == nil && spec.SmokeTests)
-	plan.RunAnalysis = d.st.Phase == Analysing
-	plan.Transitioned = d.st.Phase != before.Phase || d.st.Reason != before.Reason
+	plan.RunAnalysis = d.st.Phase == Analysing || d.st.Phase == Canary
+	plan.AnalyseColor = d.st.ActiveColor
+	if d.st.Phase == Canary {
+		plan.AnalyseColor = d.st.ActiveColor.Other()
+	}
+	plan.Transitioned = Transitioned(before, d.st)
 	plan.NextCheck = d.nextCheck()
 	if !plan.NextCheck.After(d.now) {
 		plan.NextCheck = d.now.Add(time.Second)
@@ -220,9 +241,15 @@ func (d *decider) decide() Plan {
 	return plan
 }
 
+// Transitioned says whether going from before to after is a step worth a
+// condition and an event: a new phase, reason or canary weight.
+func Transitioned(before, after Status) bool {
+	return after.Phase != before.Phase || after.Reason != before.Reason || after.CanaryWeight != before.CanaryWeight
+}
+
 func (d *decider) inRollout() bool {
 	switch d.st.Phase {
-	case Deploying, Verifying, Promoting, Analysing:
+	case Deploying, Verifying, Promoting, Canary, Analysing:
 		return true
 	}
 	return false
@@ -288,10 +315,75 @@ func (d *decider) verifying() {
 
 func (d *decider) afterSmoke() {
 	if d.in.Spec.AutoPromote {
-		d.promote()
+		d.startPromotion()
 		return
 	}
 	d.to(Promoting, "AwaitingPromotion", "smoke tests passed; waiting for the promote annotation")
+}
+
+// startPromotion moves traffic: in weighted steps through the canary Ingress
+// when there are steps, else at once.
+func (d *decider) startPromotion() {
+	steps := d.in.Spec.CanarySteps
+	if len(steps) == 0 {
+		d.promote()
+		return
+	}
+	if p := d.in.Results.RoutingProblem; p != "" {
+		d.rollback("TrafficRoutingFailed", "cannot route a canary share: "+p)
+		return
+	}
+	d.st.CanaryWeight = steps[0]
+	d.to(Canary, "CanaryStep", d.canaryMessage())
+}
+
+func (d *decider) canaryMessage() string {
+	return fmt.Sprintf("%d%% of the Ingress's traffic on %s; next step at %s", d.st.CanaryWeight, d.st.ActiveColor.Other(),
+		d.st.PhaseStartedAt.Add(d.in.Spec.StepInterval).Format(time.RFC3339))
+}
+
+// canary holds each weight for the step interval while the new color is
+// analysed, then takes the next, and after the last switches the active
+// Service.
+func (d *decider) canary(newHash string) {
+	r, spec := d.in.Results, d.in.Spec
+	switch {
+	case newHash == d.st.ActiveHash:
+		d.st.CanaryWeight = 0
+		d.to(Stable, "Reverted", "the spec went back to the serving template; canary cancelled")
+		return
+	case newHash != d.idle().TemplateHash:
+		// Another template arrived mid-canary: it is deployed and
+		// smoke-tested before it gets any traffic.
+		d.st.CanaryWeight = 0
+		d.to(Deploying, "TemplateChanged", fmt.Sprintf("rolling out template %s to %s", newHash, d.st.ActiveColor.Other()))
+		return
+	case r.RoutingProblem != "":
+		d.rollback("TrafficRoutingFailed", "cannot route a canary share: "+r.RoutingProblem)
+		return
+	case d.overThreshold():
+		d.rollback("AnalysisFailed", fmt.Sprintf("at %d%% the new color served %d server errors in %d responses (over %.1f%%); traffic is back on %s",
+			d.st.CanaryWeight, r.ServerErr, r.Requests, spec.MaxErrorRate*100, d.st.ActiveColor))
+		return
+	case d.now.Before(d.st.PhaseStartedAt.Add(spec.StepInterval)):
+		d.msg = d.canaryMessage()
+		return
+	}
+	for _, w := range spec.CanarySteps {
+		if w > d.st.CanaryWeight {
+			d.st.CanaryWeight, d.st.PhaseStartedAt = w, d.now
+			d.msg = d.canaryMessage()
+			return
+		}
+	}
+	d.st.CanaryWeight = 0
+	d.promote()
+}
+
+// overThreshold: the analysis read more server errors than allowed.
+func (d *decider) overThreshold() bool {
+	r, spec := d.in.Results, d.in.Spec
+	return r.Analysed && r.Requests >= spec.MinRequests && r.Requests > 0 && float64(r.ServerErr)/float64(r.Requests) > spec.MaxErrorRate
 }
 
 // promote switches the active Service to the new color; the old one keeps
@@ -305,7 +397,7 @@ func (d *decider) promote() {
 
 func (d *decider) analysing() {
 	r, spec := d.in.Results, d.in.Spec
-	if r.Analysed && r.Requests >= spec.MinRequests && r.Requests > 0 && float64(r.ServerErr)/float64(r.Requests) > spec.MaxErrorRate {
+	if d.overThreshold() {
 		// Traffic goes back at once.
 		failed := d.st.ActiveHash
 		d.st.ActiveColor = d.st.ActiveColor.Other()
@@ -329,6 +421,7 @@ func (d *decider) rollback(reason, msg string) {
 		d.st.ActiveHash = d.in.Colors[d.st.ActiveColor].TemplateHash
 	}
 	d.st.FailedHash = d.in.Spec.TemplateHash
+	d.st.CanaryWeight = 0
 	d.to(RolledBack, reason, msg)
 }
 
@@ -346,7 +439,7 @@ func (d *decider) targets() map[Color]Target {
 		idle:   {TemplateHash: d.in.Colors[idle].TemplateHash, Replicas: 0},
 	}
 	switch d.st.Phase {
-	case Deploying, Verifying, Promoting:
+	case Deploying, Verifying, Promoting, Canary:
 		// The new template on the idle color, at the active color's size;
 		// a first install has no idle color yet.
 		if d.st.Reason != "Installing" {
@@ -373,6 +466,8 @@ func (d *decider) nextCheck() time.Time {
 		return minTime(d.now.Add(poll), d.st.PhaseStartedAt.Add(spec.AvailableTimeout))
 	case Verifying, Promoting:
 		return d.now.Add(poll)
+	case Canary:
+		return minTime(d.now.Add(poll), d.st.PhaseStartedAt.Add(spec.StepInterval))
 	case Analysing:
 		return minTime(d.now.Add(poll), d.st.PhaseStartedAt.Add(spec.BakeTime))
 	case ScalingDown:

@@ -212,19 +212,27 @@ func TestFailures(t *testing.T) {
 	}
 }
 
-func TestManualPromotion(t *testing.T) {
-	c := newCluster()
-	c.install(t)
-	s := spec("b")
+// awaitPromotion installs, rolls s (with autoPromote false) out to green
+// and passes its smoke tests.
+func awaitPromotion(t *testing.T, c *cluster, s Spec) {
+	t.Helper()
 	s.AutoPromote = false
+	c.install(t)
 	c.step(t, s, Results{})
 	c.ready(Green)
 	c.step(t, s, Results{})
 	p := c.step(t, s, Results{Smoke: yes()})
-	if p.Status.Phase != Promoting || p.Status.ActiveColor != Blue {
+	if p.Status.Phase != Promoting || p.Status.ActiveColor != Blue || p.Status.CanaryWeight != 0 {
 		t.Fatalf("awaiting promotion: %+v", p.Status)
 	}
-	p = c.step(t, s, Results{Smoke: yes()})
+}
+
+func TestManualPromotion(t *testing.T) {
+	c := newCluster()
+	s := spec("b")
+	awaitPromotion(t, c, s)
+	s.AutoPromote = false
+	p := c.step(t, s, Results{Smoke: yes()})
 	if p.Status.Phase != Promoting {
 		t.Fatalf("promoted without the annotation: %+v", p.Status)
 	}

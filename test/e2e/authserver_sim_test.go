@@ -125,7 +125,7 @@ func TestAuthServerOnSimulatedCluster(t *testing.T) {
 
 	replica := func() string {
 		store := auth.NewStore(clk)
-		feed, err := auth.NewFeed(cfg, scheme, store, nil)
+		feed, err := auth.NewFeed(cfg, scheme, store, auth.FeedOptions{RevocationNamespace: "default"})
 		if err != nil {
 			t.Fatal(err)
 		}

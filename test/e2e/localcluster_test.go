@@ -60,6 +60,14 @@ func TestLocalClusterSim(t *testing.T) {
 	if out := kubectl("get", "afserver", "auth"); !strings.Contains(out, "PHASE") || !strings.Contains(out, "ACTIVE") {
 		t.Errorf("kubectl get afserver does not show phase and active color:\n%s", out)
 	}
+	// The operator bound the sample's pods to the server roles make run
+	// installed: cluster-wide, as default is trusted there.
+	if got := kubectl("get", "afserver", "auth", "-o", `jsonpath={.status.conditions[?(@.type=="PermissionsGranted")].reason}`); got != "Granted" {
+		t.Errorf("PermissionsGranted reason %q", got)
+	}
+	if out := kubectl("get", "clusterrolebinding", "authframework-server:default:auth", "-o", "jsonpath={.roleRef.name}"); out != "authframework-server" {
+		t.Errorf("the sample AuthServer's ClusterRoleBinding points at %q", out)
+	}
 
 	kubectl("patch", "afserver", "auth", "--type", "merge", "-p",
 		`{"spec":{"image":"ghcr.io/authframework/authframework:v0.2.0","rollout":{"analysis":{"bakeTime":"3s"},"scaleDownDelay":"3s"}}}`)

@@ -29,7 +29,7 @@ type replica struct {
 func startReplica(t *testing.T, ctx context.Context, revocationNS string) replica {
 	t.Helper()
 	store := auth.NewStore(fakeClock)
-	feed, err := auth.NewFeed(cfg, scheme, store, nil)
+	feed, err := auth.NewFeed(cfg, scheme, store, auth.FeedOptions{RevocationNamespace: revocationNS})
 	if err != nil {
 		t.Fatal(err)
 	}

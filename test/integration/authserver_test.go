@@ -85,20 +85,16 @@ func activeSelector(t *testing.T, ns, name string) string {
 	return s.Spec.Selector[controllers.LabelColor]
 }
 
-// TestAuthServerBlueGreen runs the AuthServer controller against the real
-// API server, playing only the Deployment controller; the smoke tests and the
-// analysis talk to real auth server processes on loopback standing in for
-// each color's pods.
-func TestAuthServerBlueGreen(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ns := newNamespace(t)
-	// Something to mint smoke-test tokens for.
-	r1 := startReplica(t, ctx, ns)
-	r2 := startReplica(t, ctx, ns)
-	policy := types.NamespacedName{Namespace: ns, Name: "orders"}
+// colorsOnLoopback starts a namespace with a policy and an account to mint
+// smoke-test tokens for, and two real auth server processes standing in for
+// the blue and green pods of the AuthServer "auth" there.
+func colorsOnLoopback(t *testing.T, ctx context.Context) (ns string, key types.NamespacedName) {
+	t.Helper()
+	ns = newNamespace(t)
+	blue := startReplica(t, ctx, ns)
+	green := startReplica(t, ctx, ns)
 	if err := k8sClient.Create(ctx, &authv1alpha1.TokenPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "orders"},
-		Spec: authv1alpha1.TokenPolicySpec{Issuer: r1.url + "/issuers/" + ns + "/orders", Audiences: []string{"orders-api"}}}); err != nil {
+		Spec: authv1alpha1.TokenPolicySpec{Issuer: blue.url + "/issuers/" + ns + "/orders", Audiences: []string{"orders-api"}}}); err != nil {
 		t.Fatal(err)
 	}
 	createRole(t, ns, "reader", "orders:read")
@@ -107,11 +103,20 @@ func TestAuthServerBlueGreen(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitAccount(t, types.NamespacedName{Namespace: ns, Name: "probe"}, "probe account ready", ready)
-	_ = policy
+	key = types.NamespacedName{Namespace: ns, Name: "auth"}
+	colorEndpoints.set(key, authv1alpha1.Blue, blue.url)
+	colorEndpoints.set(key, authv1alpha1.Green, green.url)
+	return ns, key
+}
 
-	key := types.NamespacedName{Namespace: ns, Name: "auth"}
-	colorEndpoints.set(key, authv1alpha1.Blue, r1.url)
-	colorEndpoints.set(key, authv1alpha1.Green, r2.url)
+// TestAuthServerBlueGreen runs the AuthServer controller against the real
+// API server, playing only the Deployment controller; the smoke tests and the
+// analysis talk to real auth server processes on loopback standing in for
+// each color's pods.
+func TestAuthServerBlueGreen(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ns, key := colorsOnLoopback(t, ctx)
 	if err := k8sClient.Create(ctx, &authv1alpha1.AuthServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "auth"}, Spec: authv1alpha1.AuthServerSpec{
 		Image: "ghcr.io/authframework/authframework:v1", Replicas: ptr.To[int32](2),
 		Rollout: authv1alpha1.RolloutSpec{

@@ -22,6 +22,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -148,12 +149,12 @@ func TestHelmValuesSchema(t *testing.T) {
 // own, and checks that they reconcile the samples and hold no wildcard.
 func TestChartRBAC(t *testing.T) {
 	rendered, err := helm(t, "template", "af", chart, "--namespace", "authframework-system",
-		"--show-only", "templates/serviceaccount.yaml", "--show-only", "templates/clusterrole.yaml", "--show-only", "templates/rbac.yaml")
+		"--show-only", "templates/serviceaccount.yaml", "--show-only", "templates/clusterrole.yaml", "--show-only", "templates/rbac.yaml", "--show-only", "templates/server-rbac.yaml")
 	if err != nil {
 		t.Fatalf("helm template: %v\n%s", err, rendered)
 	}
 	// No wildcards, no privilege escalation verbs, nothing on Secrets beyond
-	// what the controllers use.
+	// what the controllers use; `bind` only on the two server ClusterRoles.
 	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(rendered), 4096)
 	for {
 		var obj map[string]any
@@ -175,9 +176,13 @@ func TestChartRBAC(t *testing.T) {
 				}
 			}
 			for _, v := range r.Verbs {
-				if slices.Contains([]string{"escalate", "bind", "impersonate", "deletecollection"}, v) {
+				if slices.Contains([]string{"escalate", "impersonate", "deletecollection"}, v) {
 					t.Errorf("%s grants %s", role.Name, v)
 				}
+			}
+			if slices.Contains(r.Verbs, "bind") && (!slices.Equal(r.Resources, []string{"clusterroles"}) ||
+				!slices.Equal(r.ResourceNames, []string{"authframework-server", "authframework-server-revocations"})) {
+				t.Errorf("%s grants bind beyond the server ClusterRoles: %+v", role.Name, r)
 			}
 			if slices.Contains(r.Resources, "secrets") {
 				for _, v := range r.Verbs {
@@ -240,7 +245,9 @@ func TestChartRBAC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := controllers.Setup(ctx, mgr, controllers.Options{Clock: clocktesting.NewFakeClock(time.Now()), Registry: prometheus.NewRegistry()}); err != nil {
+	serverRBAC := controllers.ServerRBAC{ReadClusterRole: "authframework-server", RevocationsClusterRole: "authframework-server-revocations",
+		ClusterScopeNamespaces: []string{"authframework-system"}}
+	if _, err := controllers.Setup(ctx, mgr, controllers.Options{Clock: clocktesting.NewFakeClock(time.Now()), Registry: prometheus.NewRegistry(), ServerRBAC: serverRBAC}); err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = mgr.Start(ctx) }()
@@ -266,8 +273,24 @@ func TestChartRBAC(t *testing.T) {
 		}
 		return nil
 	})
+	// An AuthServer in the operator's namespace: the chart's RBAC lets the
+	// operator bind the server roles to its ServiceAccount cluster-wide.
+	if err := admin.Create(ctx, &authv1alpha1.AuthServer{ObjectMeta: metav1.ObjectMeta{Namespace: "authframework-system", Name: "auth"},
+		Spec: authv1alpha1.AuthServerSpec{Image: "ghcr.io/authframework/authframework:v1", Replicas: ptr.To[int32](1)}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the AuthServer's pods are granted their roles with the chart's RBAC only", func() error {
+		var as authv1alpha1.AuthServer
+		if err := admin.Get(ctx, types.NamespacedName{Namespace: "authframework-system", Name: "auth"}, &as); err != nil {
+			return err
+		}
+		if !meta.IsStatusConditionTrue(as.Status.Conditions, authv1alpha1.ConditionPermissionsGranted) {
+			return fmt.Errorf("%+v", meta.FindStatusCondition(as.Status.Conditions, authv1alpha1.ConditionPermissionsGranted))
+		}
+		return admin.Get(ctx, types.NamespacedName{Name: "authframework-server:authframework-system:auth"}, &rbacv1.ClusterRoleBinding{})
+	})
 	// And nothing beyond: the operator's identity cannot read pods or
-	// ConfigMaps, nor grant itself more.
+	// ConfigMaps, nor grant itself (or anyone) more.
 	as, err := client.New(saCfg, client.Options{Scheme: scheme})
 	if err != nil {
 		t.Fatal(err)
@@ -276,6 +299,12 @@ func TestChartRBAC(t *testing.T) {
 		if err := as.List(ctx, list); !apierrors.IsForbidden(err) {
 			t.Errorf("the operator can list %T: %v", list, err)
 		}
+	}
+	escalate := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "rbac-test-escalate"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: "authframework-system", Name: "af-authframework"}}}
+	if err := as.Create(ctx, escalate); !apierrors.IsForbidden(err) {
+		t.Errorf("the operator could bind cluster-admin: %v", err)
 	}
 }
 

@@ -59,7 +59,7 @@ func TestValidationSurvivesTheAPIServer(t *testing.T) {
 	go func() { _ = mgr.Start(ctx) }()
 
 	store := auth.NewStore(clk)
-	feed, err := auth.NewFeed(c, scheme, store, nil)
+	feed, err := auth.NewFeed(c, scheme, store, auth.FeedOptions{RevocationNamespace: "default"})
 	if err != nil {
 		t.Fatal(err)
 	}

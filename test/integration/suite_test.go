@@ -146,6 +146,10 @@ func runSuite(m *testing.M) int {
 	return code
 }
 
+// trustedNamespace is where AuthServers may read every namespace, as the
+// operator's own namespace is in a cluster.
+const trustedNamespace = "authframework-trusted"
+
 // startManager runs the controllers the way main does, on the fake clock.
 func startManager(ctx context.Context) (<-chan struct{}, error) {
 	wh := &testEnv.WebhookInstallOptions
@@ -163,7 +167,9 @@ func startManager(ctx context.Context) (<-chan struct{}, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctrls, err = controllers.Setup(ctx, mgr, controllers.Options{Clock: fakeClock, MaxConcurrentReconciles: 4, Endpoints: colorEndpoints})
+	ctrls, err = controllers.Setup(ctx, mgr, controllers.Options{Clock: fakeClock, MaxConcurrentReconciles: 4, Endpoints: colorEndpoints,
+		ServerRBAC: controllers.ServerRBAC{ReadClusterRole: "authframework-server", RevocationsClusterRole: "authframework-server-revocations",
+			ClusterScopeNamespaces: []string{trustedNamespace}}})
 	if err != nil {
 		return nil, err
 	}

@@ -36,9 +36,23 @@ type Feed struct {
 	store *Store
 }
 
-// NewFeed builds the informers. Namespaces limits what is watched; empty
-// means all.
-func NewFeed(cfg *rest.Config, scheme *runtime.Scheme, store *Store, namespaces []string) (*Feed, error) {
+// FeedOptions say what a Feed watches.
+type FeedOptions struct {
+	// Namespaces whose policies, accounts, roles and Secrets are served;
+	// empty means all.
+	Namespaces []string
+	// RevocationNamespace is the one namespace whose revocation ConfigMaps
+	// are read: where ConfigMapRevocations writes. Revocations written
+	// anywhere else are not trusted.
+	RevocationNamespace string
+}
+
+// NewFeed builds the informers.
+func NewFeed(cfg *rest.Config, scheme *runtime.Scheme, store *Store, o FeedOptions) (*Feed, error) {
+	if o.RevocationNamespace == "" {
+		return nil, fmt.Errorf("the revocation namespace is required")
+	}
+	namespaces := o.Namespaces
 	managed, _ := labels.NewRequirement(authv1alpha1.LabelManagedBy, selection.Equals, []string{authv1alpha1.ManagedByValue})
 	roles, _ := labels.NewRequirement(controllers.LabelSecretRole, selection.In, []string{controllers.SecretRoleSigningKeys, controllers.SecretRoleVerifier})
 	revocations, _ := labels.NewRequirement(LabelRevocations, selection.Equals, []string{"true"})
@@ -46,7 +60,7 @@ func NewFeed(cfg *rest.Config, scheme *runtime.Scheme, store *Store, namespaces 
 		Scheme: scheme,
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}:    {Label: labels.NewSelector().Add(*managed, *roles)},
-			&corev1.ConfigMap{}: {Label: labels.NewSelector().Add(*revocations)},
+			&corev1.ConfigMap{}: {Label: labels.NewSelector().Add(*revocations), Namespaces: map[string]cache.Config{o.RevocationNamespace: {}}},
 		},
 	}
 	if len(namespaces) > 0 {

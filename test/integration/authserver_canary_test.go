@@ -1,0 +1,124 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+
+	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
+	"github.com/authframework/authframework/controllers"
+)
+
+// canaryAt waits for the canary Ingress to send weight percent to the
+// preview Service (weight 0: for it to be gone).
+func canaryAt(t *testing.T, ns string, weight int) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("canary Ingress at %d%%", weight), func() error {
+		var ing networkingv1.Ingress
+		err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "api-canary"}, &ing)
+		if weight == 0 {
+			if !apierrors.IsNotFound(err) {
+				return fmt.Errorf("still there: %v", err)
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if ing.Annotations[controllers.AnnotationNginxCanary] != "true" || ing.Annotations[controllers.AnnotationNginxCanaryWeight] != fmt.Sprint(weight) {
+			return fmt.Errorf("annotations %v", ing.Annotations)
+		}
+		b := ing.Spec.Rules[0].HTTP.Paths[0].Backend.Service
+		if b.Name != "auth-preview" || b.Port.Name != "http" || ing.Spec.Rules[0].Host != "auth.example.com" || ptr.Deref(ing.Spec.IngressClassName, "") != "nginx" {
+			return fmt.Errorf("spec %+v", ing.Spec)
+		}
+		return nil
+	})
+}
+
+// TestAuthServerCanary: with spec.rollout.trafficRouting, a rollout that
+// passed its smoke tests moves the named Ingress's traffic in weighted steps
+// through an ingress-nginx canary Ingress to the preview Service, analysing
+// the new color at each step, then switches the active Service and removes
+// the canary. An abort mid-canary removes it at once.
+func TestAuthServerCanary(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ns, key := colorsOnLoopback(t, ctx)
+	prefix := networkingv1.PathTypePrefix
+	if err := k8sClient.Create(ctx, &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "api"},
+		Spec: networkingv1.IngressSpec{IngressClassName: ptr.To("nginx"), Rules: []networkingv1.IngressRule{{Host: "auth.example.com",
+			IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{Paths: []networkingv1.HTTPIngressPath{{
+				Path: "/", PathType: &prefix, Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
+					Name: "auth", Port: networkingv1.ServiceBackendPort{Name: "http"}}}}}}}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8sClient.Create(ctx, &authv1alpha1.AuthServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "auth"}, Spec: authv1alpha1.AuthServerSpec{
+		Image: "ghcr.io/authframework/authframework:v1", Replicas: ptr.To[int32](2),
+		Rollout: authv1alpha1.RolloutSpec{
+			Analysis:       authv1alpha1.AnalysisSpec{BakeTime: metav1.Duration{Duration: time.Minute}},
+			TrafficRouting: &authv1alpha1.TrafficRoutingSpec{Ingress: "api", Steps: []int32{10, 50}, StepInterval: metav1.Duration{Duration: 30 * time.Second}},
+		}}}); err != nil {
+		t.Fatal(err)
+	}
+	makeAvailable(t, ns, "auth-blue")
+	as := waitPhase(t, key, authv1alpha1.PhaseStable)
+
+	// v2 reaches its first step; an abort takes the canary away at once.
+	update(t, as, func() { as.Spec.Image = "ghcr.io/authframework/authframework:v2" })
+	waitPhase(t, key, authv1alpha1.PhaseDeploying)
+	makeAvailable(t, ns, "auth-green")
+	as = waitPhase(t, key, authv1alpha1.PhaseCanary)
+	if as.Status.CanaryWeight != 10 || as.Status.ActiveColor != authv1alpha1.Blue || activeSelector(t, ns, "auth") != "blue" || activeSelector(t, ns, "auth-preview") != "green" {
+		t.Fatalf("first step: %+v", as.Status)
+	}
+	canaryAt(t, ns, 10)
+	update(t, as, func() { as.Annotations = map[string]string{authv1alpha1.AnnotationAbort: "1"} })
+	as = waitPhase(t, key, authv1alpha1.PhaseRolledBack)
+	if as.Status.PhaseReason != "Aborted" || as.Status.CanaryWeight != 0 || activeSelector(t, ns, "auth") != "blue" {
+		t.Errorf("aborted: %+v", as.Status)
+	}
+	canaryAt(t, ns, 0)
+	if deploymentReplicas(t, ns, "auth-green") != 0 {
+		t.Error("the aborted color must scale down")
+	}
+	makeAvailable(t, ns, "auth-green") // the Deployment controller's view: no pods
+
+	// v3 goes through both steps, each held for the step interval.
+	update(t, as, func() { as.Spec.Image = "ghcr.io/authframework/authframework:v3" })
+	waitPhase(t, key, authv1alpha1.PhaseDeploying)
+	makeAvailable(t, ns, "auth-green")
+	waitPhase(t, key, authv1alpha1.PhaseCanary)
+	canaryAt(t, ns, 10)
+	fakeClock.Step(30 * time.Second)
+	pokeAuthServer(t, key)
+	canaryAt(t, ns, 50)
+	if as = getAuthServer(t, key); as.Status.Phase != authv1alpha1.PhaseCanary || as.Status.CanaryWeight != 50 || activeSelector(t, ns, "auth") != "blue" {
+		t.Errorf("second step: %+v", as.Status)
+	}
+	fakeClock.Step(30 * time.Second)
+	pokeAuthServer(t, key)
+	as = waitPhase(t, key, authv1alpha1.PhaseAnalysing)
+	if as.Status.ActiveColor != authv1alpha1.Green || as.Status.CanaryWeight != 0 || activeSelector(t, ns, "auth") != "green" {
+		t.Errorf("after the last step: %+v", as.Status)
+	}
+	canaryAt(t, ns, 0)
+	var base networkingv1.Ingress
+	if err := k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "api"}, &base); err != nil || base.Spec.Rules[0].HTTP.Paths[0].Backend.Service.Name != "auth" {
+		t.Errorf("the user's Ingress must be left as it was: %v %+v", err, base.Spec)
+	}
+	eventually(t, "step events", func() error {
+		reasons, err := eventReasons(ns, "auth")
+		if err != nil || !reasons["CanaryStep"] || !reasons["Aborted"] || !reasons["Promoted"] {
+			return fmt.Errorf("events %v %v", reasons, err)
+		}
+		return nil
+	})
+}
