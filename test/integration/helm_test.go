@@ -85,8 +85,9 @@ func TestHelmTemplateIsAccepted(t *testing.T) {
 			"--set", "webhooks.certManager.enabled=true",
 			"--set", "metrics.serviceMonitor.enabled=true", "--set", "networkPolicy.enabled=true",
 			"--set", "defaults.tokenPolicy.create=true", "--set", "defaults.authServer.create=true",
-			"--set", "replicaCount=3", "--set", "manager.logFormat=console",
+			"--set", "replicaCount=3", "--set", "manager.logFormat=console", "--set", "serverRBAC.create=false",
 		},
+		"trusted namespaces for AuthServers": {"--set", "serverRBAC.clusterScopeNamespaces={auth,platform}"},
 		"webhooks off": {"--set", "webhooks.enabled=false"},
 		"cert-manager with an existing ClusterIssuer": {"--set", "webhooks.certManager.enabled=true", "--set", "webhooks.certManager.issuerRef.name=ca", "--set", "webhooks.certManager.issuerRef.kind=ClusterIssuer"},
 	}
@@ -111,6 +112,24 @@ func TestHelmTemplateIsAccepted(t *testing.T) {
 				}
 				if strings.Contains(out, "customresourcedefinition") {
 					t.Errorf("crds.install=false still renders CRDs")
+				}
+				if strings.Contains(out, "clusterrole.rbac.authorization.k8s.io/authframework-server") || !strings.Contains(rendered, "- --server-cluster-role=\n") {
+					t.Errorf("serverRBAC.create=false still installs the server roles or lets the operator bind them")
+				}
+			}
+			switch name {
+			case "defaults":
+				for _, want := range []string{"clusterrole.rbac.authorization.k8s.io/authframework-server ", "clusterrole.rbac.authorization.k8s.io/authframework-server-revocations "} {
+					if !strings.Contains(out, want) {
+						t.Errorf("%s missing from\n%s", want, out)
+					}
+				}
+				if !strings.Contains(rendered, "--server-cluster-scope-namespaces="+ns+"\n") {
+					t.Errorf("the operator's AuthServers in the release namespace are not trusted by default")
+				}
+			case "trusted namespaces for AuthServers":
+				if !strings.Contains(rendered, "--server-cluster-scope-namespaces=auth,platform\n") {
+					t.Errorf("serverRBAC.clusterScopeNamespaces not passed to the operator")
 				}
 			}
 		})
