@@ -87,8 +87,8 @@ func TestHelmTemplateIsAccepted(t *testing.T) {
 			"--set", "defaults.tokenPolicy.create=true", "--set", "defaults.authServer.create=true",
 			"--set", "replicaCount=3", "--set", "manager.logFormat=console", "--set", "serverRBAC.create=false",
 		},
-		"trusted namespaces for AuthServers": {"--set", "serverRBAC.clusterScopeNamespaces={auth,platform}"},
-		"webhooks off": {"--set", "webhooks.enabled=false"},
+		"trusted namespaces for AuthServers":          {"--set", "serverRBAC.clusterScopeNamespaces={auth,platform}"},
+		"webhooks off":                                {"--set", "webhooks.enabled=false"},
 		"cert-manager with an existing ClusterIssuer": {"--set", "webhooks.certManager.enabled=true", "--set", "webhooks.certManager.issuerRef.name=ca", "--set", "webhooks.certManager.issuerRef.kind=ClusterIssuer"},
 	}
 	for name, set := range cases {
