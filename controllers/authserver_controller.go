@@ -287,6 +287,14 @@ func (r *AuthServerReconciler) updateStatus(ctx context.Context, as *authv1alpha
 	setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionProgressing, boolCondition(progressing), ps.Reason, plan.Message)
 	setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionRolledBack, boolCondition(ps.Phase == rollout.RolledBack), ps.Reason, plan.Message)
 	setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionReady, boolCondition(available && ps.Phase != rollout.Degraded), ps.Reason, plan.Message)
+	if tr := as.Spec.Rollout.TrafficRouting; tr == nil {
+		meta.RemoveStatusCondition(&st.Conditions, authv1alpha1.ConditionTrafficRoutingReady)
+	} else if p := in.Results.RoutingProblem; p != "" {
+		setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionTrafficRoutingReady, metav1.ConditionFalse, "IngressUnusable", p)
+	} else {
+		setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionTrafficRoutingReady, metav1.ConditionTrue, "IngressFound",
+			fmt.Sprintf("steps go through %s-canary beside Ingress %s", tr.Ingress, tr.Ingress))
+	}
 	prev := meta.FindStatusCondition(before.Status.Conditions, authv1alpha1.ConditionPermissionsGranted)
 	setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionPermissionsGranted, perms.status, perms.reason, perms.message)
 	if perms.status == metav1.ConditionFalse && (prev == nil || prev.Reason != perms.reason) {

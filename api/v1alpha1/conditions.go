@@ -36,6 +36,10 @@ const (
 	// ConditionPermissionsGranted (AuthServer) is True when the auth server
 	// pods' ServiceAccount is bound to what they need to read and write.
 	ConditionPermissionsGranted = "PermissionsGranted"
+	// ConditionTrafficRoutingReady (AuthServer, with
+	// spec.rollout.trafficRouting) is True when a canary Ingress can be made
+	// from the named Ingress, so a wrong name shows before a rollout needs it.
+	ConditionTrafficRoutingReady = "TrafficRoutingReady"
 )
 
 // Condition reasons. Events reuse the same words so that `kubectl describe`

@@ -3,11 +3,13 @@ package integration
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
@@ -70,6 +72,9 @@ func TestAuthServerCanary(t *testing.T) {
 	}
 	makeAvailable(t, ns, "auth-blue")
 	as := waitPhase(t, key, authv1alpha1.PhaseStable)
+	if c := meta.FindStatusCondition(as.Status.Conditions, authv1alpha1.ConditionTrafficRoutingReady); c == nil || c.Status != metav1.ConditionTrue {
+		t.Errorf("TrafficRoutingReady %+v", c)
+	}
 
 	// v2 reaches its first step; an abort takes the canary away at once.
 	update(t, as, func() { as.Spec.Image = "ghcr.io/authframework/authframework:v2" })
@@ -114,6 +119,15 @@ func TestAuthServerCanary(t *testing.T) {
 	if err := k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "api"}, &base); err != nil || base.Spec.Rules[0].HTTP.Paths[0].Backend.Service.Name != "auth" {
 		t.Errorf("the user's Ingress must be left as it was: %v %+v", err, base.Spec)
 	}
+	// A name that is no Ingress shows at once, before a rollout needs it.
+	update(t, as, func() { as.Spec.Rollout.TrafficRouting.Ingress = "no-such-ingress" })
+	eventually(t, "TrafficRoutingReady False", func() error {
+		c := meta.FindStatusCondition(getAuthServer(t, key).Status.Conditions, authv1alpha1.ConditionTrafficRoutingReady)
+		if c == nil || c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, "no-such-ingress not found") {
+			return fmt.Errorf("%+v", c)
+		}
+		return nil
+	})
 	eventually(t, "step events", func() error {
 		reasons, err := eventReasons(ns, "auth")
 		if err != nil || !reasons["CanaryStep"] || !reasons["Aborted"] || !reasons["Promoted"] {
