@@ -15,9 +15,9 @@ import (
 	"github.com/authframework/authframework/internal/rollout"
 )
 
-// DefaultCanarySteps are the weights of a stepped rollout when
+// defaultCanarySteps are the weights of a stepped rollout when
 // spec.rollout.trafficRouting lists none (the API server defaults them too).
-var DefaultCanarySteps = []int32{5, 10, 25, 50, 75, 90}
+var defaultCanarySteps = []int32{5, 10, 25, 50, 75, 90}
 
 // The ingress-nginx annotations of a canary Ingress.
 const (

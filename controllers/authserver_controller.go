@@ -131,7 +131,7 @@ func (r *AuthServerReconciler) observe(ctx context.Context, as *authv1alpha1.Aut
 	if tr := s.Rollout.TrafficRouting; tr != nil {
 		spec.CanarySteps, spec.StepInterval = tr.Steps, tr.StepInterval.Duration
 		if len(spec.CanarySteps) == 0 {
-			spec.CanarySteps = DefaultCanarySteps
+			spec.CanarySteps = defaultCanarySteps
 		}
 		if spec.StepInterval <= 0 {
 			spec.StepInterval = time.Minute
