@@ -175,7 +175,8 @@ func (c *HTTPChecks) mint(p *authv1alpha1.TokenPolicy, sa *authv1alpha1.ServiceA
 	jti := make([]byte, 16)
 	_, _ = rand.Read(jti)
 	raw, _, err := is.Issue(token.Request{Subject: sa.Status.ClientID, ClientID: sa.Status.ClientID, Audience: p.Spec.Audiences[0],
-		ID: "smoke-" + hex.EncodeToString(jti), Permissions: sa.Status.Permissions, Roles: sa.Status.Roles, Namespace: sa.Namespace})
+		ID: "smoke-" + hex.EncodeToString(jti), Permissions: sa.Status.Permissions, Roles: sa.Status.Roles, Namespace: sa.Namespace,
+		AccountUID: string(sa.UID)})
 	return raw, err
 }
 

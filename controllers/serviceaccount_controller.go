@@ -260,7 +260,7 @@ func (r *ServiceAccountReconciler) reconcileTokenSecret(ctx context.Context, v *
 			return time.Time{}, &errStalled{authv1alpha1.ReasonInvalidSpec, fmt.Sprintf("tokenSecret.permissions asks for permissions the account's roles do not grant: %s", joinOrNone(denied))}
 		}
 	}
-	hash := claimsHash(ClientID(sa), audience, perms, v.roles, sa.Spec.ExtraClaims, p.Spec.Issuer, p.Spec.AccessTokenTTL.Duration)
+	hash := claimsHash(ClientID(sa), audience, perms, v.roles, sa.Spec.ExtraClaims, p.Spec.Issuer, p.Spec.AccessTokenTTL.Duration, sa.UID)
 
 	name := tokenSecretName(sa)
 	existing, err := r.getSecret(ctx, sa.Namespace, name)
@@ -283,6 +283,9 @@ func (r *ServiceAccountReconciler) reconcileTokenSecret(ctx context.Context, v *
 		return refreshAt, nil
 	}
 	raw, claims, err := r.mint(ctx, v, audience, perms)
+	if errors.Is(err, token.ErrTooLargeToIssue) {
+		return time.Time{}, &errStalled{authv1alpha1.ReasonTokenTooLarge, "tokenSecret: " + err.Error() + " (spec.tokenSecret.permissions)"}
+	}
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -328,7 +331,7 @@ func (r *ServiceAccountReconciler) mint(ctx context.Context, v *accountView, aud
 	sa := v.sa
 	return issuer.Issue(token.Request{
 		Subject: ClientID(sa), ClientID: ClientID(sa), Audience: audience, ID: hex.EncodeToString(jti),
-		Permissions: perms, Roles: v.roles, Namespace: sa.Namespace, Extra: sa.Spec.ExtraClaims,
+		Permissions: perms, Roles: v.roles, Namespace: sa.Namespace, AccountUID: string(sa.UID), Extra: sa.Spec.ExtraClaims,
 	})
 }
 
@@ -359,6 +362,11 @@ func (r *ServiceAccountReconciler) summarise(v *accountView, before *authv1alpha
 		r.condition(sa, before, authv1alpha1.ConditionRolesResolved, false, authv1alpha1.ReasonRoleNotFound, fmt.Sprintf("Roles not found in namespace %s: %s; their permissions are not granted until they exist", sa.Namespace, joinOrNone(v.missing)), now)
 	}
 	r.condition(sa, before, authv1alpha1.ConditionCredentialsReady, true, authv1alpha1.ReasonReconciled, fmt.Sprintf("client secret in Secret %s", st.CredentialsSecretName), now)
+	if v.policy != nil {
+		size, err := fullTokenSize(sa, v.policy, v.roles, v.permissions)
+		ok, reason, msg := tokenSizeCondition(size, err, len(v.permissions))
+		r.condition(sa, before, authv1alpha1.ConditionTokenIssuable, ok, reason, msg, now)
+	}
 
 	var stalled *errStalled
 	switch {

@@ -24,6 +24,10 @@ const (
 	// ConditionCredentialsReady (ServiceAccount) is True when the credentials
 	// Secret holds a current client secret.
 	ConditionCredentialsReady = "CredentialsReady"
+	// ConditionTokenIssuable (ServiceAccount) is True when a token with every
+	// permission the account holds fits the size bound the auth server
+	// issues (7 KiB); when False, /token needs a narrower scope.
+	ConditionTokenIssuable = "TokenIssuable"
 
 	// ConditionAvailable (AuthServer) is True when the active color has the
 	// desired number of available replicas.
@@ -85,6 +89,12 @@ const (
 	// ReasonDisabled means the ServiceAccount is disabled; its credentials are
 	// kept but refused by the auth server.
 	ReasonDisabled = "Disabled"
+	// ReasonTokenWithinBound means the account's full token fits the size
+	// bound.
+	ReasonTokenWithinBound = "TokenWithinBound"
+	// ReasonTokenTooLarge means a token with every permission of the account
+	// would exceed the size bound: clients must request a narrower scope.
+	ReasonTokenTooLarge = "TokenTooLarge"
 	// ReasonSecretRotated means a new client secret was written; the previous one
 	// keeps working until the grace period ends.
 	ReasonSecretRotated = "ClientSecretRotated"

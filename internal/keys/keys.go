@@ -38,6 +38,28 @@ type Key struct {
 // Public returns the public key.
 func (k Key) Public() crypto.PublicKey { return k.Private.Public() }
 
+// SignatureSize is the length in bytes of a JWS signature made with alg
+// (RFC 7518 §3.4: R||S for ECDSA; RFC 8037 for Ed25519; the modulus length
+// for RSA, rsaBits, zero meaning MinRSABits).
+func SignatureSize(alg jose.SignatureAlgorithm, rsaBits int) int {
+	switch alg {
+	case jose.ES256, jose.EdDSA:
+		return 64
+	case jose.ES384:
+		return 96
+	case jose.ES512:
+		return 132
+	default:
+		if rsaBits == 0 {
+			rsaBits = MinRSABits
+		}
+		return (rsaBits + 7) / 8
+	}
+}
+
+// KeyIDLength is the length of every key id: a base64url SHA-256.
+const KeyIDLength = 43
+
 // Generate creates a key for alg. rsaBits applies to RS256 and PS256; zero
 // means MinRSABits.
 func Generate(alg jose.SignatureAlgorithm, rsaBits int, rand io.Reader) (Key, error) {

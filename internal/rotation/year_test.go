@@ -159,7 +159,7 @@ func (s *sim) issue(now time.Time, policy rotation.Policy) {
 		s.t.Fatal(err)
 	}
 	s.seq++
-	raw, c, err := is.Issue(token.Request{Subject: "sim", ClientID: "sim", Audience: "api", ID: fmt.Sprint(s.seq)})
+	raw, c, err := is.Issue(token.Request{Subject: "sim", ClientID: "sim", Audience: "api", ID: fmt.Sprint(s.seq), AccountUID: "sim-uid"})
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ func BenchmarkIssue(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			req := Request{Subject: "team/billing", ClientID: "team.billing", Audience: "orders-api", ID: "j", Permissions: []string{"orders:read"}}
+			req := Request{Subject: "team/billing", ClientID: "team.billing", Audience: "orders-api", ID: "j", AccountUID: "u", Permissions: []string{"orders:read"}}
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, _, err := is.Issue(req); err != nil {
@@ -41,7 +41,7 @@ func BenchmarkVerify(b *testing.B) {
 		k, _ := keys.Generate(alg, 0, rand.Reader)
 		clk := clocktesting.NewFakeClock(epoch)
 		is, _ := NewIssuer(testIssuer, 15*time.Minute, k, clk)
-		raw, _, err := is.Issue(Request{Subject: "team/billing", ClientID: "team.billing", Audience: "orders-api", ID: "j", Permissions: []string{"orders:read", "orders:items:read"}})
+		raw, _, err := is.Issue(Request{Subject: "team/billing", ClientID: "team.billing", Audience: "orders-api", ID: "j", AccountUID: "u", Permissions: []string{"orders:read", "orders:items:read"}})
 		if err != nil {
 			b.Fatal(err)
 		}

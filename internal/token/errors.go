@@ -40,6 +40,10 @@ var (
 	// ErrLifetime: exp - iat exceeds the policy's token lifetime.
 	ErrLifetime = errors.New("token lifetime exceeds the policy's")
 	// ErrMissingClaim: a claim RFC 9068 requires (exp, iat, sub, jti,
-	// client_id, iss, aud) is absent.
+	// client_id, iss, aud) or the account_uid binding is absent.
 	ErrMissingClaim = errors.New("token lacks a required claim")
+
+	// ErrTooLargeToIssue is what Issue returns (as a *SizeError) for a token
+	// that would exceed MaxIssuedSize.
+	ErrTooLargeToIssue = errors.New("token would be too large")
 )

@@ -21,10 +21,18 @@ import (
 // TypeAccessToken is the JOSE typ of RFC 9068 access tokens.
 const TypeAccessToken = "at+jwt"
 
-// DefaultMaxSize bounds the size of a token Verify looks at. Our tokens are
-// well under 2 KiB even with many permissions; 8 KiB matches common header
-// limits of proxies.
+// DefaultMaxSize bounds the size of a token Verify looks at, in bytes of its
+// compact serialization. 8 KiB matches the smallest common header limit of
+// the proxies in front of the auth server (nginx's large_client_header_buffers
+// line of 8k, which also holds "Authorization: Bearer ").
 const DefaultMaxSize = 8 << 10
+
+// MaxIssuedSize is the largest token Issue signs, in bytes of its compact
+// serialization: DefaultMaxSize less room for the "Authorization: Bearer "
+// prefix and the other headers proxies put on the same line, so every token
+// we issue is one our own endpoints and nginx accept. Issue refuses larger
+// tokens with ErrTooLargeToIssue; clients narrow them with `scope`.
+const MaxIssuedSize = 7 << 10
 
 // MaxLeeway bounds the clock skew a Verifier tolerates, whatever it is given.
 const MaxLeeway = 5 * time.Minute
@@ -40,11 +48,19 @@ type Claims struct {
 	IssuedAt  *jwt.NumericDate `json:"iat"`
 	ID        string           `json:"jti"`
 	ClientID  string           `json:"client_id"`
-	// Scope is the space-separated permissions (RFC 9068 §2.2.3).
-	Scope       string   `json:"scope,omitempty"`
-	Permissions []string `json:"permissions,omitempty"`
-	Roles       []string `json:"roles,omitempty"`
-	Namespace   string   `json:"namespace,omitempty"`
+	// Scope is the space-separated permissions (RFC 9068 §2.2.3). It is the
+	// only claim that carries them.
+	Scope     string   `json:"scope,omitempty"`
+	Roles     []string `json:"roles,omitempty"`
+	Namespace string   `json:"namespace,omitempty"`
+	// AccountUID binds the token to the ServiceAccount object it was issued
+	// to (metadata.uid), as Kubernetes binds its service-account tokens: an
+	// account deleted and created again under the same name has a new UID
+	// and does not inherit the old one's tokens.
+	AccountUID string `json:"account_uid"`
+
+	// Permissions are the fields of Scope; not serialized.
+	Permissions []string `json:"-"`
 }
 
 // Request is what the caller decides about a token: who it is for and what it
@@ -56,6 +72,8 @@ type Request struct {
 	Permissions []string
 	Roles       []string
 	Namespace   string
+	// AccountUID is the UID of the ServiceAccount object; required.
+	AccountUID string
 	// Extra claims; names that collide with the claims above are refused.
 	Extra map[string]string
 	// ID is the jti; unique per token.
@@ -90,15 +108,16 @@ func NewIssuer(url string, ttl time.Duration, key keys.Key, clk clock.PassiveClo
 // reserved are claim names Extra may not set.
 var reserved = map[string]bool{
 	"iss": true, "sub": true, "aud": true, "exp": true, "nbf": true, "iat": true, "jti": true,
-	"client_id": true, "scope": true, "permissions": true, "roles": true, "namespace": true,
+	"client_id": true, "scope": true, "permissions": true, "roles": true, "namespace": true, "account_uid": true,
 	"typ": true, "cnf": true, "act": true, "azp": true,
 }
 
 // Issue signs a token for r, valid from now for the issuer's TTL, and returns
-// it with its claims.
+// it with its claims. A token longer than MaxIssuedSize is not returned: the
+// error wraps ErrTooLargeToIssue in a *SizeError giving its size.
 func (is *Issuer) Issue(r Request) (string, Claims, error) {
-	if r.Subject == "" || r.ClientID == "" || r.Audience == "" || r.ID == "" {
-		return "", Claims{}, errors.New("issuing a token needs a subject, client id, audience and id")
+	if r.Subject == "" || r.ClientID == "" || r.Audience == "" || r.ID == "" || r.AccountUID == "" {
+		return "", Claims{}, errors.New("issuing a token needs a subject, client id, audience, id and account UID")
 	}
 	for k := range r.Extra {
 		if reserved[k] {
@@ -119,6 +138,7 @@ func (is *Issuer) Issue(r Request) (string, Claims, error) {
 		Permissions: r.Permissions,
 		Roles:       r.Roles,
 		Namespace:   r.Namespace,
+		AccountUID:  r.AccountUID,
 	}
 	b := jwt.Signed(is.signer).Claims(c)
 	if len(r.Extra) > 0 {
@@ -132,8 +152,28 @@ func (is *Issuer) Issue(r Request) (string, Claims, error) {
 	if err != nil {
 		return "", Claims{}, fmt.Errorf("signing token: %w", err)
 	}
+	if len(raw) > MaxIssuedSize {
+		return "", Claims{}, &SizeError{Size: len(raw), Permissions: len(r.Permissions)}
+	}
 	return raw, c, nil
 }
+
+// SizeError says a token would be larger than MaxIssuedSize. It matches
+// ErrTooLargeToIssue with errors.Is.
+type SizeError struct {
+	// Size of the token that was refused, in bytes.
+	Size int
+	// Permissions is how many permissions it carried.
+	Permissions int
+}
+
+func (e *SizeError) Error() string {
+	return fmt.Sprintf("a token with %d permission(s) would be %d bytes, above the %d-byte bound; request fewer permissions with scope",
+		e.Permissions, e.Size, MaxIssuedSize)
+}
+
+// Is makes errors.Is(err, ErrTooLargeToIssue) true.
+func (e *SizeError) Is(target error) bool { return target == ErrTooLargeToIssue }
 
 // PublicKey is a verification key with the one algorithm it may be used with.
 type PublicKey struct {
@@ -227,6 +267,7 @@ func (v *Verifier) Verify(raw string) (*Claims, error) {
 	if err := decodeJSON(payload, &c); err != nil {
 		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
 	}
+	c.Permissions = strings.Fields(c.Scope)
 	if err := v.checkClaims(&c); err != nil {
 		return nil, err
 	}
@@ -264,7 +305,7 @@ func (v *Verifier) allows(alg jose.SignatureAlgorithm) bool {
 }
 
 func (v *Verifier) checkClaims(c *Claims) error {
-	if c.Expiry == nil || c.IssuedAt == nil || c.Subject == "" || c.ID == "" || c.ClientID == "" || c.Issuer == "" || len(c.Audience) == 0 {
+	if c.Expiry == nil || c.IssuedAt == nil || c.Subject == "" || c.ID == "" || c.ClientID == "" || c.Issuer == "" || len(c.Audience) == 0 || c.AccountUID == "" {
 		return ErrMissingClaim
 	}
 	if c.Issuer != v.Issuer {
@@ -395,4 +436,41 @@ func checkDuplicates(b []byte) error {
 		}
 	}
 	return nil
+}
+
+// EncodedSize is the length in bytes of the compact serialization Issue
+// would produce for r, signed with a key of alg whose kid is kid and whose
+// signatures are sigBytes long (keys.SignatureSize), at any time before the
+// year 2286 (ten-digit dates). It lets a controller tell whether an account
+// can be issued its full set of permissions without signing anything.
+func EncodedSize(issuer string, ttl time.Duration, alg jose.SignatureAlgorithm, kid string, sigBytes int, r Request) (int, error) {
+	head, err := json.Marshal(map[string]string{"alg": string(alg), "kid": kid, "typ": TypeAccessToken})
+	if err != nil {
+		return 0, err
+	}
+	at := time.Unix(1_000_000_000, 0)
+	c := Claims{
+		Issuer: issuer, Subject: r.Subject, Audience: jwt.Audience{r.Audience},
+		IssuedAt: jwt.NewNumericDate(at), NotBefore: jwt.NewNumericDate(at), Expiry: jwt.NewNumericDate(at.Add(min(ttl, time.Hour*24*365))),
+		ID: r.ID, ClientID: r.ClientID, Scope: strings.Join(r.Permissions, " "), Roles: r.Roles,
+		Namespace: r.Namespace, AccountUID: r.AccountUID,
+	}
+	// go-jose merges claim sets through a map; so do we, for the same bytes.
+	b, err := json.Marshal(c)
+	if err != nil {
+		return 0, err
+	}
+	merged := map[string]any{}
+	if err := json.Unmarshal(b, &merged); err != nil {
+		return 0, err
+	}
+	for k, v := range r.Extra {
+		merged[k] = v
+	}
+	payload, err := json.Marshal(merged)
+	if err != nil {
+		return 0, err
+	}
+	enc := base64.RawURLEncoding
+	return enc.EncodedLen(len(head)) + 1 + enc.EncodedLen(len(payload)) + 1 + enc.EncodedLen(sigBytes), nil
 }

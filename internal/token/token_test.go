@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -60,7 +61,7 @@ func (f *fixture) claims() map[string]any {
 	return map[string]any{
 		"iss": testIssuer, "sub": "team/billing-MARKER", "aud": []string{"orders-api"},
 		"exp": now + 600, "nbf": now, "iat": now, "jti": "jti-MARKER", "client_id": "team.billing",
-		"scope": "orders:read", "permissions": []string{"orders:read"},
+		"scope": "orders:read", "account_uid": "0d5c5f6e-uid",
 	}
 }
 
@@ -120,13 +121,18 @@ func TestIssueAndVerifyEveryAlgorithm(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			raw, issued, err := is.Issue(Request{
+			req := Request{
 				Subject: "team/billing", ClientID: "team.billing", Audience: "orders-api", ID: "j1",
 				Permissions: []string{"orders:read", "orders:items:read"}, Roles: []string{"orders-reader"},
-				Namespace: "team", Extra: map[string]string{"tenant": "acme"},
-			})
+				Namespace: "team", AccountUID: "6f1c2d9e-2b1a-4c55-9a63-3f1c0c1e9b10", Extra: map[string]string{"tenant": "acme"},
+			}
+			raw, issued, err := is.Issue(req)
 			if err != nil {
 				t.Fatal(err)
+			}
+			size, err := EncodedSize(testIssuer, 15*time.Minute, alg, k.ID, keys.SignatureSize(alg, 0), req)
+			if err != nil || size != len(raw) {
+				t.Errorf("EncodedSize = %d (%v), the issued token is %d bytes", size, err, len(raw))
 			}
 			v := &Verifier{Issuer: testIssuer, Audiences: []string{"orders-api"}, Algorithms: []jose.SignatureAlgorithm{alg},
 				Keys: map[string]PublicKey{k.ID: {Algorithm: alg, Key: k.Public()}}, MaxTTL: 15 * time.Minute, Clock: clk}
@@ -135,7 +141,8 @@ func TestIssueAndVerifyEveryAlgorithm(t *testing.T) {
 				t.Fatalf("Verify: %v", err)
 			}
 			if got.Subject != "team/billing" || got.ClientID != "team.billing" || got.ID != "j1" || got.Namespace != "team" ||
-				got.Scope != "orders:read orders:items:read" || len(got.Permissions) != 2 || got.Roles[0] != "orders-reader" {
+				got.Scope != "orders:read orders:items:read" || len(got.Permissions) != 2 || got.Roles[0] != "orders-reader" ||
+				got.AccountUID != req.AccountUID {
 				t.Errorf("claims did not round-trip: %+v", got)
 			}
 			if !got.Expiry.Time().Equal(issued.Expiry.Time()) || got.Expiry.Time().Sub(got.IssuedAt.Time()) != 15*time.Minute {
@@ -146,6 +153,10 @@ func TestIssueAndVerifyEveryAlgorithm(t *testing.T) {
 			payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
 			if !strings.Contains(string(payload), `"tenant":"acme"`) {
 				t.Errorf("extra claim missing from %s", payload)
+			}
+			// Permissions are carried once, in scope (RFC 9068 §2.2.3).
+			if strings.Contains(string(payload), `"permissions"`) || strings.Count(string(payload), "orders:items:read") != 1 {
+				t.Errorf("permissions are carried more than once: %s", payload)
 			}
 			head, _ := base64.RawURLEncoding.DecodeString(parts[0])
 			var h map[string]any
@@ -160,8 +171,8 @@ func TestIssueAndVerifyEveryAlgorithm(t *testing.T) {
 func TestIssueRefusesReservedExtraClaims(t *testing.T) {
 	f := newFixture(t)
 	is, _ := NewIssuer(testIssuer, time.Minute, f.key, f.clock)
-	for _, name := range []string{"sub", "aud", "permissions", "client_id"} {
-		if _, _, err := is.Issue(Request{Subject: "s", ClientID: "c", Audience: "a", ID: "j", Extra: map[string]string{name: "x"}}); err == nil {
+	for _, name := range []string{"sub", "aud", "permissions", "client_id", "account_uid"} {
+		if _, _, err := is.Issue(Request{Subject: "s", ClientID: "c", Audience: "a", ID: "j", AccountUID: "u", Extra: map[string]string{name: "x"}}); err == nil {
 			t.Errorf("extra claim %q was accepted", name)
 		}
 	}
@@ -227,6 +238,8 @@ func TestVerifyRefusesForgedAndMalformedTokens(t *testing.T) {
 		{"missing exp", f.token(h(), with(c(), "exp", nil)), ErrMissingClaim},
 		{"missing iat", f.token(h(), with(c(), "iat", nil)), ErrMissingClaim},
 		{"missing client_id", f.token(h(), with(c(), "client_id", nil)), ErrMissingClaim},
+		{"missing account_uid (not bound to an account)", f.token(h(), with(c(), "account_uid", nil)), ErrMissingClaim},
+		{"empty account_uid", f.token(h(), with(c(), "account_uid", "")), ErrMissingClaim},
 		{"missing aud", f.token(h(), with(c(), "aud", nil)), ErrMissingClaim},
 		{"ten-day lifetime", f.token(h(), with(c(), "exp", now+10*86400)), ErrLifetime},
 		{"oversized", f.token(h(), with(c(), "pad", strings.Repeat("A", DefaultMaxSize))), ErrTooLarge},
@@ -271,7 +284,7 @@ func TestVerifyLeeway(t *testing.T) {
 	f := newFixture(t)
 	now := f.clock.Now().Unix()
 	tok := f.token(f.header(f.key), map[string]any{
-		"iss": testIssuer, "sub": "s", "aud": "orders-api", "exp": now + 60, "iat": now - 60, "jti": "j", "client_id": "c",
+		"iss": testIssuer, "sub": "s", "aud": "orders-api", "exp": now + 60, "iat": now - 60, "jti": "j", "client_id": "c", "account_uid": "u",
 	})
 	f.clock.SetTime(epoch.Add(60*time.Second + 29*time.Second))
 	if _, err := f.verifier.Verify(tok); err != nil {
@@ -286,5 +299,45 @@ func TestVerifyLeeway(t *testing.T) {
 	f.clock.SetTime(epoch.Add(60*time.Second + MaxLeeway))
 	if _, err := f.verifier.Verify(tok); !errors.Is(err, ErrExpired) {
 		t.Errorf("leeway was not capped at %v: %v", MaxLeeway, err)
+	}
+}
+
+// TestIssueRefusesTooLargeTokens: the issuer never signs a token its own
+// verifier or nginx would refuse; the error says how to narrow it.
+func TestIssueRefusesTooLargeTokens(t *testing.T) {
+	f := newFixture(t)
+	is, _ := NewIssuer(testIssuer, time.Minute, f.key, f.clock)
+	perms := func(n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = fmt.Sprintf("service-%03d:resource-name:read", i)
+		}
+		return out
+	}
+	base := Request{Subject: "team.billing", ClientID: "team.billing", Audience: "orders-api", ID: "0123456789abcdef0123456789abcdef", AccountUID: "u"}
+	for _, c := range []struct {
+		n    int
+		fits bool
+	}{{10, true}, {120, true}, {200, false}, {256, false}} {
+		r := base
+		r.Permissions = perms(c.n)
+		want, _ := EncodedSize(testIssuer, time.Minute, f.key.Algorithm, f.key.ID, keys.SignatureSize(f.key.Algorithm, 0), r)
+		raw, _, err := is.Issue(r)
+		if c.fits {
+			if err != nil || len(raw) != want || len(raw) > MaxIssuedSize {
+				t.Errorf("%d permissions: %d bytes (estimated %d), %v", c.n, len(raw), want, err)
+			}
+			if _, err := f.verifier.Verify(raw); err != nil && !errors.Is(err, ErrAudience) {
+				t.Errorf("%d permissions: an issued token is refused by the verifier: %v", c.n, err)
+			}
+			continue
+		}
+		var se *SizeError
+		if !errors.Is(err, ErrTooLargeToIssue) || !errors.As(err, &se) || se.Size != want || raw != "" {
+			t.Errorf("%d permissions: %q, %v; want a SizeError of %d bytes", c.n, raw, err, want)
+		}
+		if !strings.Contains(err.Error(), "scope") {
+			t.Errorf("the error does not say how to narrow the token: %v", err)
+		}
 	}
 }

@@ -27,7 +27,7 @@ func BenchStore(clk clock.PassiveClock, issuer string) (*Store, keys.Key, string
 		RequestsPerSecond: 1e6, Burst: 1e6, MaxFailed: 5, LockoutWindow: time.Minute, Lockout: time.Minute}, PublishedKids: []string{k.ID}})
 	acct := types.NamespacedName{Namespace: "bench", Name: "client"}
 	st.SetVerifier(acct, &credentials.Verifier{Current: credentials.Hash("bench-secret")})
-	st.SetAccount(Account{Key: acct, ClientID: "bench.client", Policy: "orders", Permissions: []string{"orders:read"}})
+	st.SetAccount(Account{Key: acct, UID: "bench-client-uid", ClientID: "bench.client", Policy: "orders", Permissions: []string{"orders:read"}})
 	st.SetReady()
 	s := NewServer(st, Options{Clock: clk})
 	a, p, _ := st.Client("bench.client")

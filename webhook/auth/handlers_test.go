@@ -155,8 +155,8 @@ func TestValidate(t *testing.T) {
 				t.Errorf("identity headers %v", h)
 			}
 		}},
-		{"any method and sub-path", func(f *fixture) (string, map[string]string) {
-			return "/validate/api/orders", bearerHdr(f.token(nil))
+		{"any method and sub-path (Envoy shape)", func(f *fixture) (string, map[string]string) {
+			return "/ext-authz/api/orders", bearerHdr(f.token(nil))
 		}, check{200, ""}, nil},
 		{"no token", func(f *fixture) (string, map[string]string) { return "/validate", nil }, check{401, "missing_token"}, func(t *testing.T, f *fixture, h map[string][]string) {
 			if h["Www-Authenticate"][0] != `Bearer realm="authframework"` {
@@ -327,9 +327,6 @@ func TestRevokeAndIntrospect(t *testing.T) {
 	if w := f.do("POST", "/revoke", url.Values{"token": {"garbage"}}, basic(clientID, secret)); w.Code != 200 {
 		t.Errorf("RFC 7009: an invalid token still answers 200, got %d", w.Code)
 	}
-	if w := f.do("POST", "/revoke", url.Values{"token": {tok}, "token_type_hint": {"refresh_token"}}, basic(clientID, secret)); w.Code != 400 {
-		t.Errorf("unsupported hint: %d", w.Code)
-	}
 	if w := f.do("POST", "/revoke", url.Values{"token": {tok}}, basic(clientID, secret)); w.Code != 200 {
 		t.Fatalf("revoke: %d", w.Code)
 	}
@@ -420,7 +417,6 @@ func TestValidateRoutes(t *testing.T) {
 		{"dot-dot out of the prefix", "GET", "https://api.example.com/api/orders/%2e%2e/%2e%2e/admin", nil, 403, "route_not_allowed"},
 		{"encoded slash", "GET", "https://api.example.com/api/orders%2F..%2Fadmin", nil, 403, "unsafe_path"},
 		{"other host", "GET", "https://evil.example.com/api/orders/42", nil, 403, "route_not_allowed"},
-		{"Traefik headers", "", "", map[string]string{"X-Forwarded-Method": "GET", "X-Forwarded-Host": "api.example.com", "X-Forwarded-Uri": "/api/orders/1"}, 200, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -23,12 +23,16 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_request", "token is required")
 		return
 	}
-	if hint := r.PostForm.Get("token_type_hint"); hint != "" && hint != "access_token" {
-		s.writeOAuthError(w, r, http.StatusBadRequest, "unsupported_token_type", "only access tokens can be revoked")
-		return
+	// token_type_hint is only a hint to speed up the lookup (RFC 7009 §2.1):
+	// whatever it says, the token is looked up as the one kind this server
+	// issues, access tokens.
+	claims, p, ref := s.verify(raw)
+	if ref == nil && bindingRefusal(claims, p, a) != nil {
+		// RFC 7009 §2.1: a client may revoke only tokens issued to it — to
+		// this account object, not an earlier one of the same name.
+		ref = &refusal{}
 	}
-	claims, _, ref := s.verify(raw)
-	if ref != nil || claims.ClientID != a.ClientID || claims.Namespace != a.Key.Namespace {
+	if ref != nil {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
@@ -82,16 +86,20 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
+	// token_type_hint is only a hint (RFC 7662 §2.1); it is not read.
 	claims, p, ref := s.verify(raw)
+	var g grant
 	if ref == nil {
-		_, ref = s.checkSubject(claims, p, nil)
+		g, ref = s.authorize(claims, p, nil)
 	}
 	if ref != nil {
 		writeJSON(w, http.StatusOK, introspection{Active: false})
 		return
 	}
+	// The scope is what /validate would allow now: the token's permissions
+	// narrowed by the account's current Roles.
 	out := introspection{
-		Active: true, Scope: strings.Join(claims.Permissions, " "), ClientID: claims.ClientID, TokenType: "Bearer",
+		Active: true, Scope: strings.Join(g.permissions, " "), ClientID: claims.ClientID, TokenType: "Bearer",
 		Exp: claims.Expiry.Time().Unix(), Iat: claims.IssuedAt.Time().Unix(), Sub: claims.Subject,
 		Aud: claims.Audience, Iss: claims.Issuer, Jti: claims.ID, Namespace: claims.Namespace,
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
+	"path"
 	"strings"
 	"time"
 
@@ -57,6 +58,9 @@ type Server struct {
 	cache   *resultCache
 	limits  *clientLimits
 	metrics *serverMetrics
+	// extAuthz serves PathExtAuthz and everything under it, before the mux
+	// can clean (and redirect) the original path it carries.
+	extAuthz http.HandlerFunc
 }
 
 // MaxFormBytes bounds the body of OAuth2 requests.
@@ -76,8 +80,9 @@ func NewServer(store *Store, opts Options) *Server {
 	s := &Server{store: store, opts: opts, mux: http.NewServeMux(), cache: newResultCache(opts.CacheSize),
 		limits: newClientLimits(opts.Clock), metrics: newServerMetrics(opts.Registry)}
 	s.mux.HandleFunc("POST /token", s.instrument("token", s.handleToken))
-	s.mux.HandleFunc("/validate", s.instrument("validate", s.handleValidate))
-	s.mux.HandleFunc("/validate/", s.instrument("validate", s.handleValidate))
+	s.mux.HandleFunc(PathValidate, s.instrument("validate", s.validateHandler(shapeNginx)))
+	s.mux.HandleFunc(PathForwardAuth, s.instrument("validate", s.validateHandler(shapeTraefik)))
+	s.extAuthz = s.instrument("validate", s.validateHandler(shapeEnvoy))
 	s.mux.HandleFunc("POST /revoke", s.instrument("revoke", s.handleRevoke))
 	s.mux.HandleFunc("POST /introspect", s.instrument("introspect", s.handleIntrospect))
 	s.mux.HandleFunc("GET /issuers/{namespace}/{policy}/.well-known/openid-configuration", s.instrument("discovery", s.handleDiscovery))
@@ -96,7 +101,32 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Header.Set(HeaderRequestID, id)
 	}
 	w.Header().Set(HeaderRequestID, id)
-	s.mux.ServeHTTP(w, r)
+	p := r.URL.Path
+	switch {
+	case p == PathExtAuthz || strings.HasPrefix(p, PathExtAuthz+"/") || strings.HasPrefix(p, PathExtAuthz+";"):
+		s.extAuthz(w, r)
+	case strings.HasPrefix(p, PathValidate+"/"):
+		s.writeAPIError(w, r, http.StatusNotFound, "not_found",
+			"the Envoy shape (original path appended) is served under "+PathExtAuthz+"; "+PathValidate+" reads X-Original-URL", nil, 0)
+	case p != cleanPath(p):
+		// ServeMux would redirect to the cleaned path; the auth server never
+		// redirects.
+		s.writeAPIError(w, r, http.StatusNotFound, "not_found", "no such endpoint", nil, 0)
+	default:
+		s.mux.ServeHTTP(w, r)
+	}
+}
+
+// cleanPath is the path ServeMux would redirect to.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {

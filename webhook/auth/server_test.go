@@ -42,6 +42,7 @@ const (
 	secret   = "s3cret-of-billing-0123456789abcdefghijklmnopq"
 	oldSec   = "old-secret-of-billing-0123456789abcdefghijklm"
 	clientID = "team.billing"
+	accountUID = "5b8e2a61-1111-4c9f-8d6e-billing-v1"
 )
 
 func testLogger(buf *bytes.Buffer) logr.Logger {
@@ -64,7 +65,7 @@ func newFixture(t *testing.T) *fixture {
 		RequestsPerSecond: 100, Burst: 100, MaxFailed: 5, LockoutWindow: 5 * time.Minute, Lockout: 15 * time.Minute}, PublishedKids: []string{k.ID}})
 	acct := types.NamespacedName{Namespace: ns, Name: "billing"}
 	st.SetVerifier(acct, &credentials.Verifier{Current: credentials.Hash(secret), Previous: credentials.Hash(oldSec), PreviousExpiresAt: epoch.Add(time.Hour)})
-	st.SetAccount(Account{Key: acct, ClientID: clientID, Policy: "orders", Roles: []string{"orders-reader"}, Permissions: []string{"orders:*", "inventory:read"}})
+	st.SetAccount(Account{Key: acct, UID: accountUID, ClientID: clientID, Policy: "orders", Roles: []string{"orders-reader"}, Permissions: []string{"orders:*", "inventory:read"}})
 	st.SetReady()
 	logs := &bytes.Buffer{}
 	revs := revocationsMap{}

@@ -44,7 +44,9 @@ type Policy struct {
 
 // Account is what the server knows of one ServiceAccount.
 type Account struct {
-	Key                      types.NamespacedName
+	Key types.NamespacedName
+	// UID is the object's metadata.uid; tokens are bound to it.
+	UID                      types.UID
 	ClientID                 string
 	Policy                   string
 	Disabled                 bool

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"crypto/rand"
+	"errors"
 	"encoding/hex"
 	"net/http"
 	"net/url"
@@ -48,6 +49,11 @@ func (s *Server) authenticateClient(w http.ResponseWriter, r *http.Request) (*Ac
 	switch {
 	case basic && (postSecret != ""):
 		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_request", "use one client authentication method, not two")
+		return nil, nil, false
+	case basic && postID != "" && postID != id:
+		// RFC 6749 §3.2.1 lets a client repeat its client_id in the body; a
+		// different one names another client.
+		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_request", "client_id in the body differs from the Basic credentials")
 		return nil, nil, false
 	case !basic:
 		id, secret = postID, postSecret
@@ -168,6 +174,12 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	raw, claims, err := s.issue(a, p, audience, perms)
+	if errors.Is(err, token.ErrTooLargeToIssue) {
+		// RFC 6749 §5.2: the requested (or default) scope cannot be granted as
+		// one token; the error says how large it would be and what to do.
+		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_scope", err.Error())
+		return
+	}
 	if err != nil {
 		s.opts.Log.Error(err, "issuing a token", "clientID", a.ClientID)
 		s.writeOAuthError(w, r, http.StatusInternalServerError, "server_error", "the token could not be issued")
@@ -194,7 +206,7 @@ func (s *Server) issue(a *Account, p *Policy, audience string, perms []string) (
 	}
 	return is.Issue(token.Request{
 		Subject: a.ClientID, ClientID: a.ClientID, Audience: audience, ID: hex.EncodeToString(jti),
-		Permissions: perms, Roles: a.Roles, Namespace: a.Key.Namespace, Extra: a.Extra,
+		Permissions: perms, Roles: a.Roles, Namespace: a.Key.Namespace, AccountUID: string(a.UID), Extra: a.Extra,
 	})
 }
 

@@ -3,7 +3,6 @@ package auth
 import (
 	"errors"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/authframework/authframework/internal/authz"
@@ -37,49 +36,52 @@ func refusalFor(err error) refusal {
 	}
 }
 
-// handleValidate answers an ingress's external-auth sub-request: 200 with
-// identity headers, 401 for a missing or invalid token, 403 for a valid token
-// without the permissions the ingress requires.
-func (s *Server) handleValidate(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	raw, ok := bearer(r)
-	if !ok {
-		// RFC 6750 §3.1: no error code when no credentials were sent.
-		w.Header().Set("WWW-Authenticate", `Bearer realm="authframework"`)
-		s.writeAPIError(w, r, http.StatusUnauthorized, "missing_token", "a bearer token is required", nil, 0)
-		return
-	}
-	claims, p, ref := s.verify(raw)
-	var a *Account
-	if ref == nil {
-		a, ref = s.checkSubject(claims, p, q)
-	}
-	if ref != nil {
-		s.refuse(w, r, *ref, claims)
-		return
-	}
-	// What the token grants, narrowed by what the account still holds.
-	granted, _ := authz.Narrow(a.Permissions, claims.Permissions)
-	required := requiredPermissions(q)
-	if missing := authz.Missing(granted, required); len(missing) > 0 {
-		s.refuse(w, r, refusal{http.StatusForbidden, "insufficient_scope", "the token lacks a required permission: " + strings.Join(missing, " ")}, claims)
-		return
-	}
-	if q.Get("routes") == "true" {
-		if ref := s.checkRoutes(r, a); ref != nil {
-			s.refuse(w, r, *ref, claims)
+// validateHandler answers an external-auth call of one proxy shape: 200
+// with identity headers, 401 for a missing or invalid token, 403 for a valid
+// token without what the proxy's configuration requires, or for a call
+// whose original request is missing, malformed or contradicted.
+func (s *Server) validateHandler(sh shape) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ea, ref := readExternalAuth(sh, r)
+		if ref != nil {
+			s.refuse(w, r, *ref, nil, ea)
 			return
 		}
+		raw, ok := bearer(r)
+		if !ok {
+			// RFC 6750 §3.1: no error code when no credentials were sent.
+			w.Header().Set("WWW-Authenticate", `Bearer realm="authframework"`)
+			s.writeAPIError(w, r, http.StatusUnauthorized, "missing_token", "a bearer token is required", nil, 0)
+			return
+		}
+		claims, p, ref := s.verify(raw)
+		var g grant
+		if ref == nil {
+			g, ref = s.authorize(claims, p, ea.required.audiences)
+		}
+		if ref == nil {
+			ref = requirePermissions(g, ea.required.permissions)
+		}
+		if ref == nil && ea.required.routes {
+			ref = s.checkRoutes(ea.original, g.account)
+		}
+		if ref != nil {
+			s.refuse(w, r, *ref, claims, ea)
+			return
+		}
+		a := g.account
+		h := w.Header()
+		hn := s.opts.Headers
+		// Every identity repeated to the upstream is the account's, which
+		// authorize has checked the token's claims against.
+		h.Set(hn.UserID, a.ClientID)
+		h.Set(hn.Permissions, strings.Join(g.permissions, ","))
+		h.Set(hn.Namespace, a.Key.Namespace)
+		h.Set(hn.ClientID, a.ClientID)
+		h.Set(hn.Roles, strings.Join(a.Roles, ","))
+		h.Set(hn.TokenID, claims.ID)
+		w.WriteHeader(http.StatusOK)
 	}
-	h := w.Header()
-	hn := s.opts.Headers
-	h.Set(hn.UserID, claims.Subject)
-	h.Set(hn.Permissions, strings.Join(granted, ","))
-	h.Set(hn.Namespace, claims.Namespace)
-	h.Set(hn.ClientID, claims.ClientID)
-	h.Set(hn.Roles, strings.Join(a.Roles, ","))
-	h.Set(hn.TokenID, claims.ID)
-	w.WriteHeader(http.StatusOK)
 }
 
 // verify checks a token's signature and claims, from the result cache when
@@ -113,40 +115,88 @@ func (s *Server) verify(raw string) (*token.Claims, *Policy, *refusal) {
 	return claims, p, nil
 }
 
-// checkSubject applies what changes after issue: the account, revocations,
-// and the audience this ingress declares.
-func (s *Server) checkSubject(c *token.Claims, p *Policy, q url.Values) (*Account, *refusal) {
-	a, ok := s.store.AccountByClient(c.Namespace, c.ClientID)
-	switch {
-	case !ok || a.Policy != p.Key.Name || a.Key.Namespace != p.Key.Namespace:
-		return nil, &refusal{http.StatusUnauthorized, "unknown_client", "the token's client no longer exists"}
-	case a.Disabled:
-		return nil, &refusal{http.StatusUnauthorized, "client_disabled", "the token's client is disabled"}
-	case !a.RevokeTokensIssuedBefore.IsZero() && c.IssuedAt.Time().Before(a.RevokeTokensIssuedBefore):
-		return nil, &refusal{http.StatusUnauthorized, "token_revoked", "the token was issued before the client's tokens were revoked"}
-	case s.store.Revoked(c.ID):
-		return nil, &refusal{http.StatusUnauthorized, "token_revoked", "the token has been revoked"}
-	}
-	for _, aud := range q["aud"] {
-		if !c.Audience.Contains(aud) {
-			return nil, &refusal{http.StatusUnauthorized, "wrong_audience", "the token is not meant for this service"}
-		}
-	}
-	return a, nil
+// grant is what a verified token is allowed now: its account as the store
+// has it, and the token's permissions narrowed by what the account's Roles
+// still grant.
+type grant struct {
+	account     *Account
+	permissions []string
 }
 
-func (s *Server) refuse(w http.ResponseWriter, r *http.Request, ref refusal, c *token.Claims) {
+// authorize is the one decision about a verified token that every endpoint
+// accepting tokens uses (/validate, /forward-auth, /ext-authz, /introspect,
+// /revoke): the token must be bound to the account object it names (same
+// UID, policy, namespace, client id and subject), the account enabled, the
+// token not revoked, and carry every audience in audiences.
+func (s *Server) authorize(c *token.Claims, p *Policy, audiences []string) (grant, *refusal) {
+	a, _ := s.store.AccountByClient(c.Namespace, c.ClientID)
+	if ref := accountRefusal(c, p, a, s.store.Revoked(c.ID)); ref != nil {
+		return grant{}, ref
+	}
+	for _, aud := range audiences {
+		if !c.Audience.Contains(aud) {
+			return grant{}, &refusal{http.StatusUnauthorized, "wrong_audience", "the token is not meant for this service"}
+		}
+	}
+	perms, _ := authz.Narrow(a.Permissions, c.Permissions)
+	return grant{account: a, permissions: perms}, nil
+}
+
+// accountRefusal decides whether a token verified by policy p still belongs
+// to account a (nil when the store has none) and may be used. Like
+// Kubernetes' service-account authenticator, it binds the token to the
+// object's UID: an account deleted and created again under the same name is
+// another account.
+func accountRefusal(c *token.Claims, p *Policy, a *Account, revoked bool) *refusal {
+	if ref := bindingRefusal(c, p, a); ref != nil {
+		return ref
+	}
+	switch {
+	case a.Disabled:
+		return &refusal{http.StatusUnauthorized, "client_disabled", "the token's client is disabled"}
+	case !a.RevokeTokensIssuedBefore.IsZero() && c.IssuedAt.Time().Before(a.RevokeTokensIssuedBefore):
+		return &refusal{http.StatusUnauthorized, "token_revoked", "the token was issued before the client's tokens were revoked"}
+	case revoked:
+		return &refusal{http.StatusUnauthorized, "token_revoked", "the token has been revoked"}
+	}
+	return nil
+}
+
+// bindingRefusal refuses a token that is not bound to account a: another
+// object (UID), policy or namespace, or identity claims that differ from the
+// account's.
+func bindingRefusal(c *token.Claims, p *Policy, a *Account) *refusal {
+	switch {
+	case a == nil || a.Policy != p.Key.Name || a.Key.Namespace != p.Key.Namespace || string(a.UID) != c.AccountUID:
+		return &refusal{http.StatusUnauthorized, "unknown_client", "the token's account no longer exists"}
+	case c.Subject != a.ClientID || c.ClientID != a.ClientID || c.Namespace != a.Key.Namespace:
+		return &refusal{http.StatusUnauthorized, "invalid_token", "the token's identity claims do not match its account"}
+	}
+	return nil
+}
+
+// requirePermissions refuses a grant that lacks a required permission.
+func requirePermissions(g grant, required []string) *refusal {
+	if missing := authz.Missing(g.permissions, required); len(missing) > 0 {
+		return &refusal{http.StatusForbidden, "insufficient_scope", "the token lacks a required permission: " + strings.Join(missing, " ")}
+	}
+	return nil
+}
+
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, ref refusal, c *token.Claims, ea externalAuth) {
 	switch ref.status {
 	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="authframework", error="invalid_token", error_description="`+ref.msg+`"`)
 	case http.StatusForbidden:
-		w.Header().Set("WWW-Authenticate", `Bearer realm="authframework", error="insufficient_scope", error_description="`+ref.msg+`"`)
+		if ref.code == "insufficient_scope" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="authframework", error="insufficient_scope", error_description="`+ref.msg+`"`)
+		}
 	}
 	kv := []any{"event", "token_refused", "code", ref.code, "status", ref.status, "requestID", requestID(r), "remoteAddr", r.RemoteAddr}
-	if orig, ok := originalRequest(r); ok {
+	if ea.has {
 		// The path only: a query string may carry credentials.
-		path, _, _ := strings.Cut(orig.Path, "?")
-		kv = append(kv, "method", orig.Method, "host", orig.Host, "path", path)
+		path, _, _ := strings.Cut(ea.original.Path, "?")
+		kv = append(kv, "method", truncate(ea.original.Method, 16), "host", truncate(ea.original.Host, 256), "path", truncate(path, 256))
 	}
 	if c != nil {
 		kv = append(kv, "clientID", c.ClientID, "namespace", c.Namespace, "tokenID", c.ID)
@@ -158,51 +208,21 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, ref refusal, c *
 // checkRoutes matches the original request against the route rules of the
 // account's roles. Refusals are 403: nginx turns anything but 401/403 into
 // 500.
-func (s *Server) checkRoutes(r *http.Request, a *Account) *refusal {
-	orig, ok := originalRequest(r)
-	if !ok {
-		return &refusal{http.StatusForbidden, "unsafe_path", "the original request URL is malformed"}
-	}
+func (s *Server) checkRoutes(orig authz.Request, a *Account) *refusal {
 	allowed, err := authz.RoutesAllow(s.store.Routes(a), orig)
 	switch {
 	case err != nil:
-		return &refusal{http.StatusForbidden, "unsafe_path", "the request path is ambiguous (encoded slash, backslash or control character)"}
+		return &refusal{http.StatusForbidden, codeUnsafePath, "the request path is ambiguous (encoded slash, backslash or control character)"}
 	case !allowed:
 		return &refusal{http.StatusForbidden, "route_not_allowed", "no route rule of the client's roles allows this request"}
 	}
 	return nil
 }
 
-// requiredPermissions reads `permission` parameters, repeated or
-// comma-separated.
-func requiredPermissions(q url.Values) []string {
-	var out []string
-	for _, v := range q["permission"] {
-		for _, p := range strings.Split(v, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				out = append(out, p)
-			}
-		}
+// truncate bounds an attacker-supplied string before it is logged.
+func truncate(v string, n int) string {
+	if len(v) > n {
+		return v[:n]
 	}
-	return out
-}
-
-// originalRequest is the request the ingress asks about: X-Original-* (nginx),
-// else X-Forwarded-* (Traefik), else the path after /validate (Envoy).
-func originalRequest(r *http.Request) (authz.Request, bool) {
-	if u := r.Header.Get("X-Original-URL"); u != "" {
-		parsed, err := url.Parse(u)
-		if err != nil {
-			return authz.Request{}, false
-		}
-		return authz.Request{Method: r.Header.Get("X-Original-Method"), Host: parsed.Host, Path: parsed.RequestURI()}, true
-	}
-	if uri := r.Header.Get("X-Forwarded-Uri"); uri != "" {
-		return authz.Request{Method: r.Header.Get("X-Forwarded-Method"), Host: r.Header.Get("X-Forwarded-Host"), Path: uri}, true
-	}
-	rest := strings.TrimPrefix(r.URL.Path, "/validate")
-	if rest == "" {
-		rest = "/"
-	}
-	return authz.Request{Method: r.Method, Host: r.Host, Path: rest}, true
+	return v
 }
