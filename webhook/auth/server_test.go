@@ -38,10 +38,10 @@ type fixture struct {
 }
 
 const (
-	ns       = "team"
-	secret   = "s3cret-of-billing-0123456789abcdefghijklmnopq"
-	oldSec   = "old-secret-of-billing-0123456789abcdefghijklm"
-	clientID = "team.billing"
+	ns         = "team"
+	secret     = "s3cret-of-billing-0123456789abcdefghijklmnopq"
+	oldSec     = "old-secret-of-billing-0123456789abcdefghijklm"
+	clientID   = "team.billing"
 	accountUID = "5b8e2a61-1111-4c9f-8d6e-billing-v1"
 )
 

@@ -2,8 +2,8 @@ package auth
 
 import (
 	"crypto/rand"
-	"errors"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
