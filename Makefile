@@ -114,8 +114,13 @@ bench: ## Benchmarks (go test -bench) and /validate under wrk next to a bare go-
 	go run ./hack/bench --duration $(or $(BENCH_DURATION),10s)
 
 .PHONY: fuzz
-fuzz: ## Fuzz token verification for FUZZTIME (default 60s).
-	go test -run '^$$' -fuzz FuzzVerify -fuzztime $(or $(FUZZTIME),60s) ./internal/token
+FUZZ_TARGETS = ./internal/token:FuzzVerify ./internal/authz:FuzzNormalizePath ./internal/authz:FuzzRoutesAllow \
+	./webhook/auth:FuzzExternalAuthShapes ./webhook/auth:FuzzTokenEndpoint ./webhook/auth:FuzzValidate
+fuzz: ## Run every fuzz target for FUZZTIME each (default 60s): token verification, original-request parsing and route matching, the /token form and Basic credentials, the whole /validate handler.
+	@for t in $(FUZZ_TARGETS); do \
+		echo ">> $${t#*:} ($${t%%:*}) for $(or $(FUZZTIME),60s)"; \
+		go test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(or $(FUZZTIME),60s) $${t%%:*} || exit 1; \
+	done
 
 ##@ Run
 

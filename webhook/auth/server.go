@@ -90,6 +90,7 @@ func NewServer(store *Store, opts Options) *Server {
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
+	s.mux.HandleFunc("/", s.handleNoRoute)
 	return s
 }
 
@@ -115,6 +116,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.mux.ServeHTTP(w, r)
 	}
+}
+
+// postOnly are the endpoints that take POST alone.
+var postOnly = map[string]bool{"/token": true, "/revoke": true, "/introspect": true}
+
+// handleNoRoute answers what no endpoint serves in the documented error
+// shape: 405 with Allow for a known endpoint's wrong method, else 404.
+func (s *Server) handleNoRoute(w http.ResponseWriter, r *http.Request) {
+	if postOnly[r.URL.Path] {
+		w.Header().Set("Allow", http.MethodPost)
+		s.writeAPIError(w, r, http.StatusMethodNotAllowed, "method_not_allowed", "this endpoint takes POST", nil, 0)
+		return
+	}
+	s.writeAPIError(w, r, http.StatusNotFound, "not_found", "no such endpoint", nil, 0)
 }
 
 // cleanPath is the path ServeMux would redirect to.

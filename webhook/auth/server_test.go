@@ -28,7 +28,7 @@ import (
 var epoch = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	clock  *clocktesting.FakeClock
 	store  *Store
 	server *Server
@@ -50,7 +50,7 @@ func testLogger(buf *bytes.Buffer) logr.Logger {
 	return zapr.NewLogger(zap.New(core))
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	clk := clocktesting.NewFakeClock(epoch)
 	k, err := keys.Generate(jose.ES256, 0, rand.Reader)
