@@ -49,7 +49,10 @@ func (s *Server) handleValidate(w http.ResponseWriter, r *http.Request) {
 		s.writeAPIError(w, r, http.StatusUnauthorized, "missing_token", "a bearer token is required", nil, 0)
 		return
 	}
-	claims, p, ref := s.verify(raw)
+	claims, p, ref, handled := s.verifyFrom(w, r, raw) // flood guard: limits.go
+	if handled {
+		return
+	}
 	var a *Account
 	if ref == nil {
 		a, ref = s.checkSubject(claims, p, q)
