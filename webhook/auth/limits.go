@@ -42,6 +42,15 @@ func ParseBudget(v string) (Budget, error) {
 
 func (b Budget) String() string { return strconv.Itoa(b.N) + "/" + b.Per.String() }
 
+// Set parses v into b, so a *Budget is a flag.Value.
+func (b *Budget) Set(v string) error {
+	p, err := ParseBudget(v)
+	if err == nil {
+		*b = p
+	}
+	return err
+}
+
 func (b Budget) limiter() *rate.Limiter {
 	return rate.NewLimiter(rate.Limit(float64(b.N)/b.Per.Seconds()), b.N)
 }
@@ -86,7 +95,7 @@ func (t Throttles) withDefaults() Throttles {
 	if t.FailedTokensPerSource.N == 0 {
 		t.FailedTokensPerSource = d.FailedTokensPerSource
 	}
-	if t.Entries == 0 {
+	if t.Entries <= 0 {
 		t.Entries = d.Entries
 	}
 	return t
