@@ -177,6 +177,18 @@ func TestFailedAuthReplicas(t *testing.T) {
 	if want := 2 * DefaultThrottles.FailedAuthPerSource.N; checked != want {
 		t.Errorf("per-source failures over 2 replicas: %d, want %d", checked, want)
 	}
+	// And /validate's budget of refused tokens per source.
+	valid := f.token(nil)
+	verified := 0
+	for i := range 100 {
+		w := doFrom(replicas[i%2], "198.51.100.3:4000", "GET", "/validate", nil, bearerHdr(forge(t, valid)))
+		if w.Header().Get(HeaderAuthError) == "bad_signature" {
+			verified++
+		}
+	}
+	if want := 2 * DefaultThrottles.FailedTokensPerSource.N; verified != want {
+		t.Errorf("forged tokens checked over 2 replicas: %d, want %d", verified, want)
+	}
 }
 
 func TestSpoofedSourceHeaders(t *testing.T) {
