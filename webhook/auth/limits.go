@@ -210,6 +210,9 @@ func (a *authThrottle) failed(clientID string, src netip.Prefix, now time.Time) 
 type tokenGuard struct {
 	perSource *buckets[netip.Prefix]
 	refused   *lru.Cache[[32]byte, refusedToken]
+	// announced is when a throttled source was last audited, so a flood
+	// writes one line a minute, not one per request.
+	announced *lru.Cache[netip.Prefix, time.Time]
 }
 
 type refusedToken struct {
@@ -220,7 +223,8 @@ type refusedToken struct {
 
 func newTokenGuard(t Throttles) *tokenGuard {
 	c, _ := lru.New[[32]byte, refusedToken](max(t.Entries, 1))
-	return &tokenGuard{perSource: newBuckets[netip.Prefix](t.FailedTokensPerSource, t.Entries), refused: c}
+	a, _ := lru.New[netip.Prefix, time.Time](max(t.Entries, 1))
+	return &tokenGuard{perSource: newBuckets[netip.Prefix](t.FailedTokensPerSource, t.Entries), refused: c, announced: a}
 }
 
 // source is where r comes from, by the configured trusted proxies.
@@ -248,6 +252,11 @@ func (s *Server) verifyFrom(w http.ResponseWriter, r *http.Request, raw string) 
 	}
 	src := s.source(r)
 	if wait, throttled := g.perSource.exhausted(src, now); throttled {
+		if last, ok := g.announced.Get(src); !ok || now.Sub(last) >= time.Minute {
+			g.announced.Add(src, now)
+			s.opts.Audit.Info("source throttled", "event", "source_throttled", "endpoint", "validate", "source", src.String(),
+				"budget", g.perSource.budget.String(), "requestID", requestID(r))
+		}
 		msg := "too many invalid tokens from this address; this token was not checked"
 		w.Header().Set("WWW-Authenticate", `Bearer realm="authframework", error="invalid_token", error_description="`+msg+`"`)
 		s.writeAPIError(w, r, http.StatusUnauthorized, "too_many_invalid_tokens", msg, nil, max(wait, time.Second))
@@ -258,13 +267,7 @@ func (s *Server) verifyFrom(w http.ResponseWriter, r *http.Request, raw string) 
 		if ref.code != "token_not_yet_valid" { // the one refusal time can undo
 			g.refused.Add(key, refusedToken{ref: *ref, version: version, expires: now.Add(refusedTokenTTL)})
 		}
-		l := g.perSource.get(src)
-		before := l.TokensAt(now)
-		l.ReserveN(now, 1)
-		if before >= 1 && before < 2 { // this refusal spent the last token
-			s.opts.Audit.Info("source throttled", "event", "source_throttled", "endpoint", "validate", "source", src.String(),
-				"budget", g.perSource.budget.String(), "requestID", requestID(r))
-		}
+		g.perSource.get(src).ReserveN(now, 1)
 	}
 	return claims, p, ref, false
 }
