@@ -109,9 +109,10 @@ test-e2e: $(ENVTEST_TOOLS) $(KUBE_CONTROLLER_MANAGER) $(KUBE_SCHEDULER) $(KWOK) 
 	go test -count=1 -timeout 20m ./test/e2e/...
 
 .PHONY: bench
-bench: ## Benchmarks (go test -bench) and /validate under wrk next to a bare go-jose handler; figures in docs/benchmarks.md.
+bench: ## Benchmarks (go test -bench), /validate under wrk next to a bare go-jose handler, and a valid client through nginx under a flood of forged tokens; figures in docs/benchmarks.md.
 	go test -run '^$$' -bench . -benchmem -count $(or $(BENCH_COUNT),3) ./internal/... ./webhook/...
 	go run ./hack/bench --duration $(or $(BENCH_DURATION),10s)
+	go run ./hack/bench --flood --duration $(or $(BENCH_FLOOD_PHASE),6s)
 
 .PHONY: fuzz
 FUZZ_TARGETS = ./internal/token:FuzzVerify ./internal/authz:FuzzNormalizePath ./internal/authz:FuzzRoutesAllow \

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -31,6 +32,8 @@ type serverOptions struct {
 	cacheSize           int
 	shutdownTimeout     time.Duration
 	headers             auth.IdentityHeaders
+	trustedProxies      []netip.Prefix
+	throttles           auth.Throttles
 	log                 logOptions
 }
 
@@ -44,6 +47,15 @@ func (o *serverOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.revocationNamespace, "revocation-namespace", def, "Namespace of the ConfigMaps that hold revoked token ids (default: $POD_NAMESPACE or default).")
 	fs.IntVar(&o.cacheSize, "cache-size", 100000, "Validation results cached; 0 disables the cache.")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "How long in-flight requests may take to finish on shutdown.")
+	fs.Func("trusted-proxies", "Comma-separated CIDRs of the proxies (ingress controllers) whose X-Forwarded-For / X-Real-IP name a request's source address; empty: trust nobody's, the source is the TCP peer.", func(v string) (err error) {
+		o.trustedProxies, err = auth.ParseTrustedProxies(v)
+		return err
+	})
+	o.throttles = auth.DefaultThrottles
+	fs.Var(&o.throttles.FailedAuthPerSource, "failed-auth-per-source", "Failed client authentications one source address may make (N/duration: N at once, N per duration refilled) before further failures are answered 429. A correct secret is never refused.")
+	fs.Var(&o.throttles.FailedAuthPerClientSource, "failed-auth-per-client-source", "Failed client authentications for one client id from one source address (N/duration), known and unknown ids alike.")
+	fs.Var(&o.throttles.FailedTokensPerSource, "failed-tokens-per-source", "Tokens /validate may refuse after checking them for one source address (N/duration) before it stops checking that source's new tokens.")
+	fs.IntVar(&o.throttles.Entries, "throttle-entries", auth.DefaultThrottles.Entries, "Entries in each table of per-source counters and in the cache of refused token hashes (least recently used dropped).")
 	d := auth.DefaultIdentityHeaders
 	fs.StringVar(&o.headers.UserID, "header-user-id", d.UserID, "Response header carrying the token's subject.")
 	fs.StringVar(&o.headers.Permissions, "header-permissions", d.Permissions, "Response header carrying the granted permissions.")
@@ -95,6 +107,7 @@ func startAuthServer(ctx context.Context, cfg *rest.Config, opts serverOptions, 
 	handler := auth.NewServer(store, auth.Options{
 		Clock: clk, Log: log, Audit: log.WithName("audit"), Headers: opts.headers,
 		CacheSize: opts.cacheSize, Registry: reg, Revocations: revocations,
+		TrustedProxies: opts.trustedProxies, Throttles: opts.throttles,
 	})
 	ln, err := net.Listen("tcp", opts.listen)
 	if err != nil {

@@ -30,8 +30,14 @@ const (
 // change of any of these fields is a new template and rolls out.
 func TemplateHash(as *authv1alpha1.AuthServer) string {
 	s := as.Spec
-	b, _ := json.Marshal([]any{s.Image, s.ImagePullPolicy, s.ImagePullSecrets, s.Args, s.Env, s.Resources, s.Port,
-		s.WatchNamespaces, s.ResponseHeaders, s.ResultCacheSize, s.NodeSelector, s.Tolerations, s.PriorityClassName})
+	fields := []any{s.Image, s.ImagePullPolicy, s.ImagePullSecrets, s.Args, s.Env, s.Resources, s.Port,
+		s.WatchNamespaces, s.ResponseHeaders, s.ResultCacheSize, s.NodeSelector, s.Tolerations, s.PriorityClassName}
+	// Fields added later count only when set, so an upgrade of the operator
+	// does not roll out every AuthServer.
+	if len(s.TrustedProxies) > 0 {
+		fields = append(fields, s.TrustedProxies)
+	}
+	b, _ := json.Marshal(fields)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:5])
 }
@@ -55,6 +61,9 @@ func podTemplate(as *authv1alpha1.AuthServer, c rollout.Color, hash string) core
 		"--header-roles=" + s.ResponseHeaders.Roles, "--header-token-id=" + s.ResponseHeaders.TokenID}
 	if len(s.WatchNamespaces) > 0 {
 		args = append(args, "--watch-namespaces="+joinComma(s.WatchNamespaces))
+	}
+	if len(s.TrustedProxies) > 0 {
+		args = append(args, "--trusted-proxies="+joinComma(s.TrustedProxies))
 	}
 	args = append(args, s.Args...)
 	probe := func(path string) *corev1.Probe {

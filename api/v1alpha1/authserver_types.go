@@ -88,6 +88,20 @@ type AuthServerSpec struct {
 	// +optional
 	ResultCacheSize *int32 `json:"resultCacheSize,omitempty"`
 
+	// TrustedProxies are the CIDRs (such as `10.0.0.0/8` or `10.1.2.3/32`) of
+	// the proxies in front of the auth server, typically the ingress
+	// controller's pods. Their X-Forwarded-For (the rightmost hop that is not
+	// a trusted proxy) or X-Real-IP names the source address that per-source
+	// throttling counts; from any other peer those headers are ignored and the
+	// source is the TCP peer. Empty: nobody's headers are trusted. Passed to
+	// the pods as --trusted-proxies.
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=49
+	// +kubebuilder:validation:XValidation:rule="self.all(c, isCIDR(c))",message="each entry must be a CIDR such as 10.0.0.0/8 or fd00::/8"
+	// +listType=set
+	// +optional
+	TrustedProxies []string `json:"trustedProxies,omitempty"`
+
 	// Rollout says how a change to the pod template reaches traffic.
 	// +kubebuilder:default={}
 	// +optional

@@ -120,43 +120,50 @@ type KeyRotation struct {
 	PrePublish metav1.Duration `json:"prePublish,omitzero"`
 }
 
-// TokenEndpointLimits are the defences of the token endpoint for the clients of
-// one policy: a token-bucket rate limit per client and a lockout after repeated
-// failed client authentication.
+// TokenEndpointLimits are the request rate of each client of one policy at
+// the OAuth2 endpoints (token, revoke, introspect). Failed client
+// authentication is not throttled here but by the auth server, per source
+// address and per client id and source address, the same for every client id
+// (see docs/auth-server.md).
 type TokenEndpointLimits struct {
-	// RequestsPerSecond is the sustained rate of token requests one client may
-	// make.
+	// RequestsPerSecond is the sustained rate of requests one authenticated
+	// client may make; more are answered 429 temporarily_unavailable with
+	// Retry-After. Failed authentications do not count. Each auth server
+	// replica keeps its own bucket, so N replicas allow up to N times this.
 	// +kubebuilder:default=10
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=10000
 	// +optional
 	RequestsPerSecond int32 `json:"requestsPerSecond,omitempty"`
 
-	// Burst is how many token requests one client may make at once.
+	// Burst is how many requests one authenticated client may make at once.
 	// +kubebuilder:default=20
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100000
 	// +optional
 	Burst int32 `json:"burst,omitempty"`
 
-	// MaxFailedAttempts is how many failed client authentications within
-	// LockoutWindow lock a client out.
-	// +kubebuilder:default=5
+	// MaxFailedAttempts is deprecated and ignored. It locked a client out
+	// after failed authentications, which let anyone who knew a client id
+	// lock out the real client and told which ids exist. Failed
+	// authentications are now throttled by the auth server per source
+	// address and per client id and source address, alike for known and
+	// unknown ids, and a correct secret is never refused; the budgets are
+	// the server flags --failed-auth-per-source and
+	// --failed-auth-per-client-source.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000
 	// +optional
 	MaxFailedAttempts int32 `json:"maxFailedAttempts,omitempty"`
 
-	// LockoutWindow is the window in which failed attempts are counted.
-	// +kubebuilder:default="5m"
+	// LockoutWindow is deprecated and ignored; see MaxFailedAttempts.
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="must be a duration between 1s and 24h, such as 5m"
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	LockoutWindow metav1.Duration `json:"lockoutWindow,omitzero"`
 
-	// LockoutDuration is how long a locked-out client is refused.
-	// +kubebuilder:default="15m"
+	// LockoutDuration is deprecated and ignored; see MaxFailedAttempts.
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="must be a duration between 1s and 24h, such as 15m"
 	// +optional
 	// +kubebuilder:validation:Type=string

@@ -138,6 +138,11 @@ func (in *AuthServerSpec) DeepCopyInto(out *AuthServerSpec) {
 		*out = new(int32)
 		**out = **in
 	}
+	if in.TrustedProxies != nil {
+		in, out := &in.TrustedProxies, &out.TrustedProxies
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	in.Rollout.DeepCopyInto(&out.Rollout)
 	in.PodDisruptionBudget.DeepCopyInto(&out.PodDisruptionBudget)
 	if in.NodeSelector != nil {

@@ -1,7 +1,10 @@
 // Command bench runs, in one sitting over loopback with wrk, the auth
 // server's /validate (without and with its result cache) next to a bare Go
 // handler that only verifies an ES256 JWT with go-jose, and prints req/s,
-// p50/p99 latency and the ratios. `make bench` runs it.
+// p50/p99 latency and the ratios. With --flood it instead runs real nginx in
+// front of /validate and measures a valid client's throughput alone and
+// under a flood of forged tokens from another source (flood.go). `make
+// bench` runs both.
 package main
 
 import (
@@ -36,8 +39,17 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "wrk duration per target")
 	conns := flag.Int("connections", 64, "wrk connections")
 	threads := flag.Int("threads", 2, "wrk threads")
+	floodMode := flag.Bool("flood", false, "measure a valid client through nginx alone and under a flood of forged tokens (duration is per phase, three phases)")
+	validShare := flag.Float64("valid-share", 0.4, "with --flood: the valid client's offered rate as a share of its unpaced rate alone")
+	floodShare := flag.Float64("flood-share", 0.4, "with --flood: the flood's offered rate as a share of the valid client's unpaced rate alone")
 	flag.Parse()
-	if err := run(*duration, *conns, *threads); err != nil {
+	var err error
+	if *floodMode {
+		err = runFlood(*duration, min(*conns, 16), *validShare, *floodShare)
+	} else {
+		err = run(*duration, *conns, *threads)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}

@@ -144,6 +144,10 @@ func run(ctx context.Context, o options) error {
 		"--listen", fmt.Sprintf("127.0.0.1:%d", o.authPort),
 		"--revocation-namespace", "default",
 		"--log-format", "console",
+		// nginx runs on loopback: its X-Forwarded-For names the client, so
+		// clients on other loopback addresses (127.0.0.2, ...) are
+		// separate sources for the per-source limits.
+		"--trusted-proxies", "127.0.0.1/32",
 	)
 	if err != nil {
 		return err
@@ -160,6 +164,7 @@ func run(ctx context.Context, o options) error {
 				"--listen", fmt.Sprintf("127.0.0.1:%d", stand.port),
 				"--revocation-namespace", "default",
 				"--log-format", "console", "--log-level", "error",
+				"--trusted-proxies", "127.0.0.1/32",
 			)
 			if err != nil {
 				return err

@@ -131,6 +131,9 @@ func TestInvalidObjectsAreRefused(t *testing.T) {
 		{"server: decreasing canary steps", validAuthServer, `rollout: {trafficRouting: {ingress: api, steps: [50, 10]}}`, "spec.rollout.trafficRouting.steps", "strictly increasing"},
 		{"server: negative scale-down delay", validAuthServer, `rollout: {scaleDownDelay: -5s}`, "spec.rollout.scaleDownDelay", "between 0s and 24h"},
 		{"server: privileged port", validAuthServer, `port: 80`, "spec.port", "greater than or equal to 1024"},
+		{"server: trusted proxy not a CIDR", validAuthServer, `trustedProxies: [10.0.0.0/8, ingress.example]`, "spec.trustedProxies", "must be a CIDR"},
+		{"server: trusted proxy without a prefix length", validAuthServer, `trustedProxies: [10.1.2.3]`, "spec.trustedProxies", "must be a CIDR"},
+		{"server: trusted proxy prefix too long", validAuthServer, `trustedProxies: [10.0.0.0/33]`, "spec.trustedProxies", "must be a CIDR"},
 	}
 	if len(cases) < 20 {
 		t.Fatalf("the table must cover at least 20 invalid objects, has %d", len(cases))
@@ -195,7 +198,9 @@ func TestDefaults(t *testing.T) {
 		{"rotation.period", got.Spec.Rotation.Period.Duration, 30 * 24 * time.Hour},
 		{"rotation.prePublish", got.Spec.Rotation.PrePublish.Duration, time.Hour},
 		{"tokenEndpoint.requestsPerSecond", got.Spec.TokenEndpoint.RequestsPerSecond, int32(10)},
-		{"tokenEndpoint.maxFailedAttempts", got.Spec.TokenEndpoint.MaxFailedAttempts, int32(5)},
+		{"tokenEndpoint.burst", got.Spec.TokenEndpoint.Burst, int32(20)},
+		// Deprecated and ignored: no longer defaulted.
+		{"tokenEndpoint.maxFailedAttempts", got.Spec.TokenEndpoint.MaxFailedAttempts, int32(0)},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -241,6 +246,15 @@ func TestDefaults(t *testing.T) {
 	}
 	if as.Spec.ResponseHeaders.UserID != "X-User-ID" || as.Spec.ResponseHeaders.Permissions != "X-User-Permissions" {
 		t.Errorf("identity headers defaulted to %+v", as.Spec.ResponseHeaders)
+	}
+	if len(as.Spec.TrustedProxies) != 0 {
+		t.Errorf("trustedProxies defaulted to %v, want none (trust nobody's headers)", as.Spec.TrustedProxies)
+	}
+	proxied := object(t, validAuthServer, `trustedProxies: [10.0.0.0/8, 10.1.2.3/32, "fd00::/8"]`)
+	proxied.SetNamespace(ns)
+	proxied.SetName("proxied")
+	if err := k8sClient.Create(ctx, proxied); err != nil {
+		t.Errorf("valid trustedProxies refused: %v", err)
 	}
 }
 

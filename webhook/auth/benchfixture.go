@@ -24,7 +24,7 @@ func BenchStore(clk clock.PassiveClock, issuer string) (*Store, keys.Key, string
 	st.SetKeys(pol, []keys.Key{k})
 	st.SetPolicy(PolicySource{Policy: Policy{Key: pol, Issuer: issuer, Audiences: []string{"orders-api"}, Algorithm: jose.ES256,
 		TTL: time.Hour, Skew: 30 * time.Second, PrePublish: time.Hour, ActiveKey: k.ID,
-		RequestsPerSecond: 1e6, Burst: 1e6, MaxFailed: 5, LockoutWindow: time.Minute, Lockout: time.Minute}, PublishedKids: []string{k.ID}})
+		RequestsPerSecond: 1e6, Burst: 1e6}, PublishedKids: []string{k.ID}})
 	acct := types.NamespacedName{Namespace: "bench", Name: "client"}
 	st.SetVerifier(acct, &credentials.Verifier{Current: credentials.Hash("bench-secret")})
 	st.SetAccount(Account{Key: acct, UID: "bench-client-uid", ClientID: "bench.client", Policy: "orders", Permissions: []string{"orders:read"}})

@@ -154,8 +154,6 @@ func (f *Feed) setPolicy(o any) {
 		Skew: p.Spec.ClockSkew.Duration, PrePublish: p.Spec.Rotation.PrePublish.Duration,
 		ActiveKey:         p.Status.ActiveKeyID,
 		RequestsPerSecond: float64(p.Spec.TokenEndpoint.RequestsPerSecond), Burst: int(p.Spec.TokenEndpoint.Burst),
-		MaxFailed: int(p.Spec.TokenEndpoint.MaxFailedAttempts), LockoutWindow: p.Spec.TokenEndpoint.LockoutWindow.Duration,
-		Lockout: p.Spec.TokenEndpoint.LockoutDuration.Duration,
 	}}
 	for _, k := range p.Status.Keys {
 		if k.State == authv1alpha1.KeyPublished || k.State == authv1alpha1.KeyActive || k.State == authv1alpha1.KeyRetired {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
+	"net/netip"
 	"path"
 	"strings"
 	"time"
@@ -31,6 +32,13 @@ type Options struct {
 	// Revocations stores revoked token ids so every replica sees them; nil
 	// refuses /revoke.
 	Revocations Revocations
+	// TrustedProxies are the proxies whose X-Forwarded-For and X-Real-IP
+	// name the source address of a request; from any other peer the source
+	// is the TCP peer. Empty: trust nobody's headers.
+	TrustedProxies []netip.Prefix
+	// Throttles bound what failing callers may cost; zero fields take
+	// DefaultThrottles.
+	Throttles Throttles
 }
 
 // IdentityHeaders name the headers of a successful /validate.
@@ -56,7 +64,9 @@ type Server struct {
 	opts    Options
 	mux     *http.ServeMux
 	cache   *resultCache
-	limits  *clientLimits
+	limits  *clientRates
+	auth    *authThrottle
+	guard   *tokenGuard
 	metrics *serverMetrics
 	// extAuthz serves PathExtAuthz and everything under it, before the mux
 	// can clean (and redirect) the original path it carries.
@@ -77,8 +87,10 @@ func NewServer(store *Store, opts Options) *Server {
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
 	}
+	opts.Throttles = opts.Throttles.withDefaults()
 	s := &Server{store: store, opts: opts, mux: http.NewServeMux(), cache: newResultCache(opts.CacheSize),
-		limits: newClientLimits(opts.Clock), metrics: newServerMetrics(opts.Registry)}
+		limits: newClientRates(opts.Throttles.Entries), auth: newAuthThrottle(opts.Throttles), guard: newTokenGuard(opts.Throttles),
+		metrics: newServerMetrics(opts.Registry)}
 	s.mux.HandleFunc("POST /token", s.instrument("token", s.handleToken))
 	s.mux.HandleFunc(PathValidate, s.instrument("validate", s.validateHandler(shapeNginx)))
 	s.mux.HandleFunc(PathForwardAuth, s.instrument("validate", s.validateHandler(shapeTraefik)))

@@ -62,7 +62,7 @@ func newFixture(t testing.TB) *fixture {
 	st.SetKeys(pol, []keys.Key{k})
 	st.SetPolicy(PolicySource{Policy: Policy{Key: pol, Issuer: "https://auth.example.com/issuers/team/orders", Audiences: []string{"orders-api", "inventory-api"},
 		Algorithm: jose.ES256, TTL: 15 * time.Minute, Skew: 30 * time.Second, PrePublish: time.Hour, ActiveKey: k.ID,
-		RequestsPerSecond: 100, Burst: 100, MaxFailed: 5, LockoutWindow: 5 * time.Minute, Lockout: 15 * time.Minute}, PublishedKids: []string{k.ID}})
+		RequestsPerSecond: 100, Burst: 100}, PublishedKids: []string{k.ID}})
 	acct := types.NamespacedName{Namespace: ns, Name: "billing"}
 	st.SetVerifier(acct, &credentials.Verifier{Current: credentials.Hash(secret), Previous: credentials.Hash(oldSec), PreviousExpiresAt: epoch.Add(time.Hour)})
 	st.SetAccount(Account{Key: acct, UID: accountUID, ClientID: clientID, Policy: "orders", Roles: []string{"orders-reader"}, Permissions: []string{"orders:*", "inventory:read"}})

@@ -33,13 +33,10 @@ type Policy struct {
 	Published map[string]keys.Key
 	ActiveKey string
 	verifier  *token.Verifier
-	// RequestsPerSecond, Burst, MaxFailed, LockoutWindow, Lockout: token
-	// endpoint limits.
+	// RequestsPerSecond, Burst: the token bucket of each authenticated
+	// client at the OAuth2 endpoints.
 	RequestsPerSecond float64
 	Burst             int
-	MaxFailed         int
-	LockoutWindow     time.Duration
-	Lockout           time.Duration
 }
 
 // Account is what the server knows of one ServiceAccount.

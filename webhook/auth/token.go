@@ -63,33 +63,40 @@ func (s *Server) authenticateClient(w http.ResponseWriter, r *http.Request) (*Ac
 		s.writeOAuthError(w, r, http.StatusUnauthorized, "invalid_client", "client authentication is required")
 		return nil, nil, false
 	}
+	// Known and unknown ids take the same path from here: one secret
+	// comparison, one failure count, one answer.
+	now := s.now()
 	a, p, known := s.store.Client(id)
-	if !known || p == nil {
-		_ = dummyVerifier.Check(secret, s.now())
-		s.auditFailure(r, id, "unknown client")
+	usable := known && p != nil && a.HasVerifier
+	verifier := dummyVerifier
+	if usable {
+		verifier = a.Verifier
+	}
+	if matched := verifier.Check(secret, now); !matched || !usable {
+		why := "wrong secret"
+		if !usable {
+			why = "unknown client"
+		}
+		// A correct secret never reaches this: brute-force protection
+		// throttles failures only, so it cannot lock the real client out.
+		if wait, throttled := s.auth.failed(id, s.source(r), now); throttled {
+			s.auditFailure(r, id, why+"; throttled")
+			w.Header().Set("Retry-After", seconds(wait))
+			s.writeOAuthError(w, r, http.StatusTooManyRequests, "invalid_client", "client authentication failed; too many failed attempts from this address, retry later")
+			return nil, nil, false
+		}
+		s.auditFailure(r, id, why)
 		w.Header().Set("WWW-Authenticate", `Basic realm="authframework"`)
 		s.writeOAuthError(w, r, http.StatusUnauthorized, "invalid_client", "client authentication failed")
 		return nil, nil, false
 	}
-	if ok, retry, locked := s.limits.allow(a.ClientID, p); !ok {
+	// The policy's request rate, a limit on what an authenticated client
+	// may ask for, not brute-force protection.
+	if ok, retry := s.limits.allow(a.ClientID, p, now); !ok {
 		w.Header().Set("Retry-After", seconds(retry))
-		msg := "too many requests for this client"
-		if locked {
-			msg = "client is temporarily locked out after repeated failed authentication"
-		}
-		s.writeOAuthError(w, r, http.StatusTooManyRequests, "slow_down", msg)
+		s.writeOAuthError(w, r, http.StatusTooManyRequests, "temporarily_unavailable", "too many requests for this client; retry later")
 		return nil, nil, false
 	}
-	if !a.HasVerifier || !a.Verifier.Check(secret, s.now()) {
-		if s.limits.failed(a.ClientID, p) {
-			s.opts.Audit.Info("client locked out", "event", "client_locked_out", "clientID", a.ClientID, "namespace", a.Key.Namespace, "requestID", requestID(r))
-		}
-		s.auditFailure(r, id, "wrong secret")
-		w.Header().Set("WWW-Authenticate", `Basic realm="authframework"`)
-		s.writeOAuthError(w, r, http.StatusUnauthorized, "invalid_client", "client authentication failed")
-		return nil, nil, false
-	}
-	s.limits.succeeded(a.ClientID, p)
 	return a, p, true
 }
 

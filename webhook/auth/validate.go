@@ -54,7 +54,10 @@ func (s *Server) validateHandler(sh shape) http.HandlerFunc {
 			s.writeAPIError(w, r, http.StatusUnauthorized, "missing_token", "a bearer token is required", nil, 0)
 			return
 		}
-		claims, p, ref := s.verify(raw)
+		claims, p, ref, handled := s.verifyFrom(w, r, raw) // flood guard: limits.go
+		if handled {
+			return
+		}
 		var g grant
 		if ref == nil {
 			g, ref = s.authorize(claims, p, ea.required.audiences)
