@@ -26,7 +26,7 @@ func BenchStore(clk clock.PassiveClock, issuer string) (*Store, keys.Key, string
 		TTL: time.Hour, Skew: 30 * time.Second, PrePublish: time.Hour, ActiveKey: k.ID,
 		RequestsPerSecond: 1e6, Burst: 1e6}, PublishedKids: []string{k.ID}})
 	acct := types.NamespacedName{Namespace: "bench", Name: "client"}
-	st.SetVerifier(acct, &credentials.Verifier{Current: credentials.Hash("bench-secret")})
+	st.SetVerifier(acct, "bench-client-uid", &credentials.Verifier{Current: credentials.Hash("bench-secret")})
 	st.SetAccount(Account{Key: acct, UID: "bench-client-uid", ClientID: "bench.client", Policy: "orders", Permissions: []string{"orders:read"}})
 	st.SetReady()
 	s := NewServer(st, Options{Clock: clk})

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/authframework/authframework/internal/authz"
+	"github.com/authframework/authframework/internal/credentials"
 	"github.com/authframework/authframework/internal/token"
 )
 
@@ -221,6 +222,12 @@ func TestTokenBoundToAccountObject(t *testing.T) {
 		c.UID = "9a1d0c7e-2222-4f00-8b1e-billing-v2"
 		c.Roles, c.Permissions = []string{"admin"}, []string{"*"}
 		f.store.SetAccount(c)
+		// Until the new object's verifier Secret arrives, the old object's
+		// (garbage collection is asynchronous) authenticates nobody.
+		if w := f.do("POST", "/token", url.Values{"grant_type": {"client_credentials"}}, basic(clientID, secret)); w.Code != 401 {
+			f.t.Errorf("the deleted account's client secret authenticated the new account: %d", w.Code)
+		}
+		f.store.SetVerifier(key, c.UID, &credentials.Verifier{Current: credentials.Hash(secret)})
 	}
 	t.Run("deleted and recreated account", func(t *testing.T) {
 		f := newFixture(t)

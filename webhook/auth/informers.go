@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
@@ -205,7 +206,7 @@ func (f *Feed) setSecret(o any) {
 		if err := json.Unmarshal(s.Data[controllers.VerifierKey], &v); err != nil || v.Current == "" {
 			return
 		}
-		f.store.SetVerifier(types.NamespacedName{Namespace: s.Namespace, Name: s.Labels[controllers.LabelServiceAccount]}, &v)
+		f.store.SetVerifier(types.NamespacedName{Namespace: s.Namespace, Name: s.Labels[controllers.LabelServiceAccount]}, controllerUID(s), &v)
 	}
 }
 
@@ -218,7 +219,7 @@ func (f *Feed) deleteSecret(o any) {
 	// the keys stay usable meanwhile. Revoked keys leave through the policy's
 	// status, not here.
 	if s.Labels[controllers.LabelSecretRole] == controllers.SecretRoleVerifier {
-		f.store.SetVerifier(types.NamespacedName{Namespace: s.Namespace, Name: s.Labels[controllers.LabelServiceAccount]}, nil)
+		f.store.SetVerifier(types.NamespacedName{Namespace: s.Namespace, Name: s.Labels[controllers.LabelServiceAccount]}, "", nil)
 	}
 }
 
@@ -252,4 +253,13 @@ func (f *Feed) deleteRevocations(o any) {
 		}
 		f.store.SetRevoked(nil, remove)
 	}
+}
+
+// controllerUID is the UID of the object that controls obj (its controller
+// owner reference), or "".
+func controllerUID(obj metav1.Object) types.UID {
+	if ref := metav1.GetControllerOf(obj); ref != nil {
+		return ref.UID
+	}
+	return ""
 }

@@ -64,7 +64,7 @@ func newFixture(t testing.TB) *fixture {
 		Algorithm: jose.ES256, TTL: 15 * time.Minute, Skew: 30 * time.Second, PrePublish: time.Hour, ActiveKey: k.ID,
 		RequestsPerSecond: 100, Burst: 100}, PublishedKids: []string{k.ID}})
 	acct := types.NamespacedName{Namespace: ns, Name: "billing"}
-	st.SetVerifier(acct, &credentials.Verifier{Current: credentials.Hash(secret), Previous: credentials.Hash(oldSec), PreviousExpiresAt: epoch.Add(time.Hour)})
+	st.SetVerifier(acct, accountUID, &credentials.Verifier{Current: credentials.Hash(secret), Previous: credentials.Hash(oldSec), PreviousExpiresAt: epoch.Add(time.Hour)})
 	st.SetAccount(Account{Key: acct, UID: accountUID, ClientID: clientID, Policy: "orders", Roles: []string{"orders-reader"}, Permissions: []string{"orders:*", "inventory:read"}})
 	st.SetReady()
 	logs := &bytes.Buffer{}

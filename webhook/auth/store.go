@@ -65,7 +65,7 @@ type Store struct {
 	policySrc map[types.NamespacedName]PolicySource
 	accounts  map[types.NamespacedName]*Account
 	byClient  map[string]types.NamespacedName
-	verifiers map[types.NamespacedName]credentials.Verifier
+	verifiers map[types.NamespacedName]ownedVerifier
 	byKid     map[string]types.NamespacedName
 	revoked   map[string]time.Time // jti -> when it would expire anyway
 	routes    map[types.NamespacedName][]authz.Route
@@ -84,7 +84,7 @@ func NewStore(clk clock.PassiveClock) *Store {
 		policySrc: map[types.NamespacedName]PolicySource{},
 		accounts:  map[types.NamespacedName]*Account{},
 		byClient:  map[string]types.NamespacedName{},
-		verifiers: map[types.NamespacedName]credentials.Verifier{},
+		verifiers: map[types.NamespacedName]ownedVerifier{},
 		byKid:     map[string]types.NamespacedName{},
 		revoked:   map[string]time.Time{},
 		routes:    map[types.NamespacedName][]authz.Route{},
@@ -163,7 +163,7 @@ func (s *Store) SetAccount(a Account) {
 	if old, ok := s.accounts[a.Key]; ok && s.byClient[old.ClientID] == a.Key {
 		delete(s.byClient, old.ClientID)
 	}
-	a.Verifier, a.HasVerifier = s.verifiers[a.Key]
+	a.Verifier, a.HasVerifier = s.verifierOf(&a)
 	s.accounts[a.Key] = &a
 	if a.ClientID != "" {
 		s.byClient[a.ClientID] = a.Key
@@ -182,18 +182,37 @@ func (s *Store) DeleteAccount(key types.NamespacedName) {
 	s.version.Add(1)
 }
 
-// SetVerifier records the hashes of an account's client secrets.
-func (s *Store) SetVerifier(account types.NamespacedName, v *credentials.Verifier) {
+// ownedVerifier is a verifier Secret's hashes and the UID of the account
+// object that controls the Secret.
+type ownedVerifier struct {
+	credentials.Verifier
+	owner types.UID
+}
+
+// verifierOf returns the account's verifier only when the Secret belongs to
+// this account object: a Secret left behind by a deleted account of the same
+// name (garbage collection is asynchronous) authenticates nobody.
+func (s *Store) verifierOf(a *Account) (credentials.Verifier, bool) {
+	v, ok := s.verifiers[a.Key]
+	if !ok || v.owner != a.UID {
+		return credentials.Verifier{}, false
+	}
+	return v.Verifier, true
+}
+
+// SetVerifier records the hashes of an account's client secrets from a
+// verifier Secret controlled by the account object with UID owner.
+func (s *Store) SetVerifier(account types.NamespacedName, owner types.UID, v *credentials.Verifier) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if v == nil {
 		delete(s.verifiers, account)
 	} else {
-		s.verifiers[account] = *v
+		s.verifiers[account] = ownedVerifier{Verifier: *v, owner: owner}
 	}
 	if a, ok := s.accounts[account]; ok {
 		c := *a
-		c.Verifier, c.HasVerifier = s.verifiers[account]
+		c.Verifier, c.HasVerifier = s.verifierOf(&c)
 		s.accounts[account] = &c
 	}
 	s.version.Add(1)
