@@ -91,6 +91,19 @@ const (
 	// ReasonSecretRevoked means the previous client secret was revoked before its
 	// grace period ended.
 	ReasonSecretRevoked = "ClientSecretRevoked"
+	// ReasonSecretLost means the credentials Secret or its client_secret was
+	// lost (or replaced by a value the operator did not write): a new secret
+	// was written and the lost one keeps working for the grace period, like
+	// a rotation; earlier secrets keep their grace.
+	ReasonSecretLost = "ClientSecretLost"
+	// ReasonSecretsLost means the credentials and verifier Secrets were both
+	// lost: no copy of the secret or its hash was held, a new secret was
+	// written and the old one no longer works.
+	ReasonSecretsLost = "ClientSecretsLost"
+	// ReasonVerifierRestored means the verifier Secret was missing, damaged
+	// or edited and was rebuilt from the credentials Secret; no secret that
+	// worked is refused.
+	ReasonVerifierRestored = "ClientVerifierRestored"
 )
 
 // Annotations understood by the controllers.
