@@ -75,9 +75,10 @@ type accountView struct {
 	permissions []string
 	now         time.Time
 	// secretFault is the reason a managed Secret was found lost or damaged
-	// in this reconcile; secretChanged: a secret was written or retired.
+	// in this reconcile; secretRotated: a new secret was written;
+	// graceRunning: an earlier secret still works.
 	secretFault, secretFaultMsg string
-	secretChanged               bool
+	secretRotated, graceRunning bool
 }
 
 // Reconcile gathers the account, its policy and roles, then writes its
@@ -200,7 +201,7 @@ func (r *ServiceAccountReconciler) reconcileClientSecret(ctx context.Context, v 
 		return time.Time{}, err
 	}
 	v.secretFault, v.secretFaultMsg = secretFaultReason(sa, d)
-	v.secretChanged = d.Rotate || d.DropPrevious
+	v.secretRotated, v.graceRunning = d.Rotate, !d.State.PreviousUntil.IsZero()
 	switch {
 	case v.secretFault == authv1alpha1.ReasonVerifierRestored:
 		r.Recorder.Eventf(sa, nil, corev1.EventTypeNormal, v.secretFault, "Restore", "%s", v.secretFaultMsg)
@@ -399,9 +400,9 @@ func (r *ServiceAccountReconciler) summarise(v *accountView, before *authv1alpha
 	switch {
 	case v.secretFault == authv1alpha1.ReasonSecretLost || v.secretFault == authv1alpha1.ReasonSecretsLost:
 		credReason, credMsg = v.secretFault, v.secretFaultMsg
-	case old != nil && (old.Reason == authv1alpha1.ReasonSecretLost || old.Reason == authv1alpha1.ReasonSecretsLost) && !v.secretChanged:
-		// A loss stays visible until the lost secret's grace ends or the
-		// secret is next rotated.
+	case old != nil && !v.secretRotated && (old.Reason == authv1alpha1.ReasonSecretsLost || old.Reason == authv1alpha1.ReasonSecretLost && v.graceRunning):
+		// A loss stays visible while the lost secret's grace runs (until
+		// the next rotation when nothing could be kept).
 		credReason, credMsg = old.Reason, old.Message
 	}
 	r.condition(sa, before, authv1alpha1.ConditionCredentialsReady, true, credReason, credMsg, now)
