@@ -25,8 +25,10 @@ const (
 	// Secret holds a current client secret.
 	ConditionCredentialsReady = "CredentialsReady"
 
-	// ConditionAvailable (AuthServer) is True when the active color has the
-	// desired number of available replicas.
+	// ConditionAvailable (AuthServer) is True when the active color serves
+	// and has lost no pod that was available: reason AllAvailable, or
+	// ScalingUp while new pods start; False with reason CapacityLost when
+	// pods that served were lost or none is available.
 	ConditionAvailable = "Available"
 	// ConditionProgressing (AuthServer) is True while a rollout is under way.
 	ConditionProgressing = "Progressing"
