@@ -203,9 +203,10 @@ func setDeployment(t *testing.T, ns, name string, replicas, available int32) {
 				return err
 			}
 		}
-		n := ptr.Deref(d.Spec.Replicas, 1)
+		// During a scale-down the pods being removed still count.
+		n := max(ptr.Deref(d.Spec.Replicas, 1), available)
 		d.Status.Replicas, d.Status.UpdatedReplicas = n, n
-		d.Status.ReadyReplicas, d.Status.AvailableReplicas, d.Status.UnavailableReplicas = available, available, max(n-available, 0)
+		d.Status.ReadyReplicas, d.Status.AvailableReplicas, d.Status.UnavailableReplicas = available, available, n-available
 		d.Status.ObservedGeneration = d.Generation
 		return k8sClient.Status().Update(context.Background(), &d)
 	})
