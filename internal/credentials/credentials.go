@@ -58,6 +58,9 @@ type Verifier struct {
 	Previous          string    `json:"previous,omitempty"`
 	PreviousExpiresAt time.Time `json:"previousExpiresAt,omitzero"`
 	Earlier           []Grace   `json:"earlier,omitempty"`
+	// Since is when the current secret was written, so the schedule
+	// survives a status that was lost or not written.
+	Since time.Time `json:"since,omitzero"`
 }
 
 // Graces lists the earlier secrets, Previous first.

@@ -83,7 +83,9 @@ type SecretDecision struct {
 // Verifier is the verifier to write; current is the hash of the secret that
 // will be in the credentials Secret (the new one when Rotate).
 func (d SecretDecision) Verifier(current string) Verifier {
-	return NewVerifier(current, d.Grace)
+	v := NewVerifier(current, d.Grace)
+	v.Since = d.State.CurrentSince
+	return v
 }
 
 // SecretPlan decides the client secret: a new secret every Period, the
@@ -158,6 +160,14 @@ func SecretPlan(in SecretInput) SecretDecision {
 		d.Fault, lost, replace = SecretLost, held, true
 	}
 	graces = slices.DeleteFunc(graces, func(g Grace) bool { return g.Hash == d.Current })
+	// The time the kept secret was written, as the Secrets recorded it, when
+	// the status does not say (lost, or its last write failed): a status
+	// behind the Secrets must not rotate again and cut a grace short.
+	for _, v := range []*Verifier{in.Verifier, in.Copy} {
+		if d.Current != "" && v != nil && v.Current == d.Current && v.Since.After(st.CurrentSince) && !v.Since.After(now) {
+			st.CurrentSince = v.Since
+		}
+	}
 
 	due := replace || st.CurrentSince.IsZero() || !now.Before(st.CurrentSince.Add(in.Period)) || in.Rotate
 	if due {

@@ -252,12 +252,27 @@ func TestSecretPlanCases(t *testing.T) {
 		t.Fatalf("interrupted rotation: %+v -> %+v", ir, nv)
 	}
 
-	// The status was lost: a rotation, and the secret the workload holds
-	// keeps working for the grace.
+	// The status was lost: the Secrets say when the current secret was
+	// written, so nothing rotates early.
 	in = base
 	in.Now, in.State = at, SecretState{}
-	if sl := SecretPlan(in); !sl.Rotate || sl.Fault != NoFault || len(sl.Grace) != 1 || sl.Grace[0].Hash != Hash("one") {
+	if sl := SecretPlan(in); sl.Rotate || sl.Fault != NoFault || !sl.State.CurrentSince.Equal(t0) || !sl.Next.Equal(t0.Add(period)) {
 		t.Fatalf("status lost: %+v", sl)
+	}
+	// The status was lost and the Secrets predate the time they record: a
+	// rotation, and the secret the workload holds keeps working for the
+	// grace.
+	old := Verifier{Current: Hash("one")}
+	in.Verifier, in.Copy = &old, &old
+	if sl := SecretPlan(in); !sl.Rotate || sl.Fault != NoFault || len(sl.Grace) != 1 || sl.Grace[0].Hash != Hash("one") {
+		t.Fatalf("status and times lost: %+v", sl)
+	}
+	// The status patch after a rotation failed: the status is behind the
+	// Secrets. The rotation is not repeated and the earlier secret keeps its
+	// grace.
+	in = SecretInput{State: first.State, Delivered: Hash("two"), Verifier: held(v2), Copy: held(v2), Period: period, Grace: grace, Now: at.Add(time.Minute)}
+	if behind := SecretPlan(in); behind.Rotate || len(behind.Grace) != 1 || behind.Grace[0].Hash != Hash("one") || !behind.State.CurrentSince.Equal(at) {
+		t.Fatalf("status behind the Secrets: %+v", behind)
 	}
 
 	// Nothing due: nothing changes.
