@@ -145,7 +145,7 @@ func (r *AuthServerReconciler) observe(ctx context.Context, as *authv1alpha1.Aut
 		Spec: spec, Colors: colors, Now: r.Clock.Now().UTC(),
 		Status: rollout.Status{Phase: rollout.Phase(st.Phase), Reason: st.PhaseReason, ActiveColor: rollout.Color(st.ActiveColor),
 			ActiveHash: st.ActiveTemplateHash, FailedHash: st.FailedTemplateHash, PhaseStartedAt: timeOf(st.PhaseStartedAt),
-			CanaryWeight: st.CanaryWeight},
+			CanaryWeight: st.CanaryWeight, Available: st.AvailableReplicas, CapacityLost: capacityLost(st.Conditions)},
 	}
 	if v := as.Annotations[authv1alpha1.AnnotationPromote]; v != "" && v != st.LastPromoteRequest {
 		in.Results.Promote = true
@@ -279,14 +279,17 @@ func (r *AuthServerReconciler) updateStatus(ctx context.Context, as *authv1alpha
 		st.LastAbortRequest = as.Annotations[authv1alpha1.AnnotationAbort]
 	}
 	gen := as.Generation
-	available := active.Available >= max(active.Replicas, 1)
-	setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionAvailable, boolCondition(available), string(ps.Phase),
-		fmt.Sprintf("%s has %d of %d pods available", ps.ActiveColor, active.Available, active.Replicas))
+	capacity := plan.Capacity
+	setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionAvailable, boolCondition(capacity.OK), capacity.Reason, capacity.Message)
 	progressing := ps.Phase == rollout.Deploying || ps.Phase == rollout.Verifying || ps.Phase == rollout.Promoting || ps.Phase == rollout.Canary ||
 		ps.Phase == rollout.Analysing || ps.Phase == rollout.ScalingDown
 	setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionProgressing, boolCondition(progressing), ps.Reason, plan.Message)
 	setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionRolledBack, boolCondition(ps.Phase == rollout.RolledBack), ps.Reason, plan.Message)
-	setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionReady, boolCondition(available && ps.Phase != rollout.Degraded), ps.Reason, plan.Message)
+	if capacity.OK && ps.Phase != rollout.Degraded {
+		setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionReady, metav1.ConditionTrue, ps.Reason, plan.Message)
+	} else {
+		setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionReady, metav1.ConditionFalse, capacity.Reason, capacity.Message)
+	}
 	if tr := as.Spec.Rollout.TrafficRouting; tr == nil {
 		meta.RemoveStatusCondition(&st.Conditions, authv1alpha1.ConditionTrafficRoutingReady)
 	} else if p := in.Results.RoutingProblem; p != "" {
@@ -307,10 +310,21 @@ func (r *AuthServerReconciler) updateStatus(ctx context.Context, as *authv1alpha
 		}
 		r.Recorder.Eventf(as, nil, kind, ps.Reason, string(ps.Phase), "%s", plan.Message)
 	}
+	if capacity.Lost && !capacityLost(before.Status.Conditions) && ps.Phase != rollout.Degraded {
+		// Mid-rollout a loss is no phase change, but still worth a warning.
+		r.Recorder.Eventf(as, nil, corev1.EventTypeWarning, capacity.Reason, string(ps.Phase), "%s", capacity.Message)
+	}
 	if semanticEqual(before.Status, as.Status) {
 		return nil
 	}
 	return r.Status().Patch(ctx, as, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+}
+
+// capacityLost reads from the Available condition whether the active color
+// had lost pods that served, for rollout.Status.
+func capacityLost(conds []metav1.Condition) bool {
+	c := meta.FindStatusCondition(conds, authv1alpha1.ConditionAvailable)
+	return c != nil && c.Status == metav1.ConditionFalse && c.Reason == rollout.ReasonCapacityLost
 }
 
 func boolCondition(b bool) metav1.ConditionStatus {

@@ -74,6 +74,11 @@ type accountView struct {
 	missing     []string
 	permissions []string
 	now         time.Time
+	// secretFault is the reason a managed Secret was found lost or damaged
+	// in this reconcile; secretRotated: a new secret was written;
+	// graceRunning: an earlier secret still works.
+	secretFault, secretFaultMsg string
+	secretRotated, graceRunning bool
 }
 
 // Reconcile gathers the account, its policy and roles, then writes its
@@ -143,7 +148,10 @@ func (r *ServiceAccountReconciler) gather(ctx context.Context, sa *authv1alpha1.
 
 // reconcileClientSecret applies the client secret schedule: verifier first,
 // then the plaintext for the workload, so the auth server never refuses a
-// secret the workload already holds.
+// secret the workload already holds. Each Secret can rebuild the other: the
+// credentials Secret carries a copy of the verifier (hashes only), so a lost
+// plaintext is replaced while its hash keeps working for the grace period,
+// and a lost verifier is rebuilt without refusing anything.
 func (r *ServiceAccountReconciler) reconcileClientSecret(ctx context.Context, v *accountView) (time.Time, error) {
 	sa := v.sa
 	creds, err := r.getSecret(ctx, sa.Namespace, sa.Name+CredentialsSecretSuffix)
@@ -158,46 +166,56 @@ func (r *ServiceAccountReconciler) reconcileClientSecret(ctx context.Context, v 
 	if creds != nil {
 		delivered = string(creds.Data[ClientSecretKey])
 	}
-	state := secretStateFromStatus(&sa.Status)
-	if delivered == "" {
-		state = credentials.SecretState{} // the plaintext is gone: start over
+	in := credentials.SecretInput{
+		State:  secretStateFromStatus(&sa.Status),
+		Period: sa.Spec.ClientSecretRotation.Period.Duration,
+		Grace:  sa.Spec.ClientSecretRotation.GracePeriod.Duration,
+		Now:    v.now,
+	}
+	if delivered != "" {
+		in.Delivered = credentials.Hash(delivered)
+	}
+	if verifierSecret != nil {
+		in.Verifier = decodeVerifier(verifierSecret.Data[VerifierKey])
+	}
+	if creds != nil {
+		in.Copy = decodeVerifier([]byte(creds.Annotations[AnnotationVerifierCopy]))
 	}
 	rotateReq := sa.Annotations[authv1alpha1.AnnotationRotate]
 	revokeReq := sa.Annotations[authv1alpha1.AnnotationRevokePreviousSecret]
-	d := credentials.SecretPlan(credentials.SecretInput{
-		State:          state,
-		Period:         sa.Spec.ClientSecretRotation.Period.Duration,
-		Grace:          sa.Spec.ClientSecretRotation.GracePeriod.Duration,
-		Now:            v.now,
-		Rotate:         rotateReq != "" && rotateReq != sa.Status.LastRotateRequest,
-		RevokePrevious: revokeReq != "" && revokeReq != sa.Status.LastRevokeRequest,
-	})
+	in.Rotate = rotateReq != "" && rotateReq != sa.Status.LastRotateRequest
+	in.RevokePrevious = revokeReq != "" && revokeReq != sa.Status.LastRevokeRequest
+	d := credentials.SecretPlan(in)
 	fresh := delivered
 	if d.Rotate {
 		if fresh, err = credentials.NewSecret(r.entropy()); err != nil {
 			return time.Time{}, err
 		}
 	}
-	verifier := nextVerifier(verifierOf(verifierSecret), d, delivered, fresh)
-	if verifier.Current == "" {
-		verifier.Current = credentials.Hash(fresh) // a lost verifier is rebuilt from the plaintext
-	}
-	vb, _ := json.Marshal(verifier)
+	vb, _ := json.Marshal(d.Verifier(credentials.Hash(fresh)))
 	if err := r.writeSecret(ctx, sa, verifierSecret, sa.Name+VerifierSecretSuffix, SecretRoleVerifier, nil, map[string][]byte{VerifierKey: vb, ClientIDKey: []byte(ClientID(sa))}); err != nil {
 		return time.Time{}, err
 	}
-	if err := r.writeSecret(ctx, sa, creds, sa.Name+CredentialsSecretSuffix, SecretRoleCredentials, nil, map[string][]byte{ClientIDKey: []byte(ClientID(sa)), ClientSecretKey: []byte(fresh)}); err != nil {
+	if err := r.writeSecret(ctx, sa, creds, sa.Name+CredentialsSecretSuffix, SecretRoleCredentials, map[string]string{AnnotationVerifierCopy: string(vb)},
+		map[string][]byte{ClientIDKey: []byte(ClientID(sa)), ClientSecretKey: []byte(fresh)}); err != nil {
 		return time.Time{}, err
 	}
-	if d.Rotate && !state.CurrentSince.IsZero() {
+	v.secretFault, v.secretFaultMsg = secretFaultReason(sa, d)
+	v.secretRotated, v.graceRunning = d.Rotate, !d.State.PreviousUntil.IsZero()
+	switch {
+	case v.secretFault == authv1alpha1.ReasonVerifierRestored:
+		r.Recorder.Eventf(sa, nil, corev1.EventTypeNormal, v.secretFault, "Restore", "%s", v.secretFaultMsg)
+	case v.secretFault != "":
+		r.Recorder.Eventf(sa, nil, corev1.EventTypeWarning, v.secretFault, "Replace", "%s", v.secretFaultMsg)
+	case d.Rotate && !in.State.CurrentSince.IsZero():
 		until := "now (no grace period)"
 		if !d.State.PreviousUntil.IsZero() {
 			until = d.State.PreviousUntil.Format(time.RFC3339)
 		}
 		r.Recorder.Eventf(sa, nil, corev1.EventTypeNormal, authv1alpha1.ReasonSecretRotated, "Rotate", "new client secret written; the previous one works until %s", until)
 	}
-	if d.DropPrevious && revokeReq != "" && revokeReq != sa.Status.LastRevokeRequest {
-		r.Recorder.Eventf(sa, nil, corev1.EventTypeWarning, authv1alpha1.ReasonSecretRevoked, "Revoke", "previous client secret revoked before its grace period ended")
+	if d.DropPrevious && in.RevokePrevious {
+		r.Recorder.Eventf(sa, nil, corev1.EventTypeWarning, authv1alpha1.ReasonSecretRevoked, "Revoke", "earlier client secrets revoked before their grace period ended")
 	}
 
 	st := &sa.Status
@@ -213,6 +231,25 @@ func (r *ServiceAccountReconciler) reconcileClientSecret(ctx context.Context, v 
 		st.LastRevokeRequest = revokeReq
 	}
 	return d.Next, nil
+}
+
+// secretFaultReason is the condition reason and message for a lost or
+// damaged Secret found by the decision; empty when none was.
+func secretFaultReason(sa *authv1alpha1.ServiceAccount, d credentials.SecretDecision) (reason, msg string) {
+	creds, ver := sa.Name+CredentialsSecretSuffix, sa.Name+VerifierSecretSuffix
+	switch d.Fault {
+	case credentials.SecretLost:
+		until := "stopped working at once (no grace period, or earlier secrets were revoked)"
+		if !d.LostUntil.IsZero() {
+			until = "keeps working until " + d.LostUntil.Format(time.RFC3339)
+		}
+		return authv1alpha1.ReasonSecretLost, fmt.Sprintf("the client secret in Secret %s was lost or replaced; a new one was written, the lost one %s, and earlier secrets keep their grace", creds, until)
+	case credentials.SecretsLost:
+		return authv1alpha1.ReasonSecretsLost, fmt.Sprintf("Secrets %s and %s were both lost, so no copy of the client secret or its hash was held; a new one was written and the old one no longer works", creds, ver)
+	case credentials.VerifierRestored:
+		return authv1alpha1.ReasonVerifierRestored, fmt.Sprintf("Secret %s was missing or damaged; it was rebuilt from Secret %s and every secret that worked still works", ver, creds)
+	}
+	return "", ""
 }
 
 // errStalled marks a problem only a spec change can fix: a condition, not a
@@ -361,7 +398,17 @@ func (r *ServiceAccountReconciler) summarise(v *accountView, before *authv1alpha
 	} else {
 		r.condition(sa, before, authv1alpha1.ConditionRolesResolved, false, authv1alpha1.ReasonRoleNotFound, fmt.Sprintf("Roles not found in namespace %s: %s; their permissions are not granted until they exist", sa.Namespace, joinOrNone(v.missing)), now)
 	}
-	r.condition(sa, before, authv1alpha1.ConditionCredentialsReady, true, authv1alpha1.ReasonReconciled, fmt.Sprintf("client secret in Secret %s", st.CredentialsSecretName), now)
+	credReason, credMsg := authv1alpha1.ReasonReconciled, fmt.Sprintf("client secret in Secret %s", st.CredentialsSecretName)
+	old := meta.FindStatusCondition(before.Status.Conditions, authv1alpha1.ConditionCredentialsReady)
+	switch {
+	case v.secretFault == authv1alpha1.ReasonSecretLost || v.secretFault == authv1alpha1.ReasonSecretsLost:
+		credReason, credMsg = v.secretFault, v.secretFaultMsg
+	case old != nil && !v.secretRotated && (old.Reason == authv1alpha1.ReasonSecretsLost || old.Reason == authv1alpha1.ReasonSecretLost && v.graceRunning):
+		// A loss stays visible while the lost secret's grace runs (until
+		// the next rotation when nothing could be kept).
+		credReason, credMsg = old.Reason, old.Message
+	}
+	r.condition(sa, before, authv1alpha1.ConditionCredentialsReady, true, credReason, credMsg, now)
 	if v.policy != nil {
 		size, err := fullTokenSize(sa, v.policy, v.roles, v.permissions)
 		ok, reason, msg := tokenSizeCondition(size, err, len(v.permissions))

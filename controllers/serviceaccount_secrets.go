@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -49,6 +48,10 @@ const (
 	// when the token expires and when it will be replaced.
 	AnnotationTokenExpires = "auth.authframework.dev/expires-at"
 	AnnotationTokenRefresh = "auth.authframework.dev/refresh-at"
+	// AnnotationVerifierCopy on a credentials Secret is a copy of the
+	// verifier (hashes only), so a lost verifier Secret is rebuilt with
+	// every secret that worked still working.
+	AnnotationVerifierCopy = "auth.authframework.dev/verifier"
 )
 
 // ClientID is the account's OAuth2 client id: spec.clientID, else
@@ -72,31 +75,13 @@ func secretStateFromStatus(st *authv1alpha1.ServiceAccountStatus) credentials.Se
 	return credentials.SecretState{CurrentSince: timeOf(st.SecretRotatedAt), PreviousUntil: timeOf(st.PreviousSecretExpiresAt)}
 }
 
-// verifierOf decodes a verifier Secret; a missing or damaged one is empty.
-func verifierOf(s *corev1.Secret) credentials.Verifier {
+// decodeVerifier decodes a verifier; nil when it is missing or damaged.
+func decodeVerifier(b []byte) *credentials.Verifier {
 	var v credentials.Verifier
-	if s != nil {
-		_ = json.Unmarshal(s.Data[VerifierKey], &v)
+	if len(b) == 0 || json.Unmarshal(b, &v) != nil || v.Current == "" {
+		return nil
 	}
-	return v
-}
-
-// nextVerifier is the verifier after a secret decision. The previous hash is
-// taken from the plaintext the workload has (the credentials Secret), never
-// from the verifier: if a write was interrupted, the secret the workload
-// actually holds is the one kept working.
-func nextVerifier(old credentials.Verifier, d credentials.SecretDecision, delivered, fresh string) credentials.Verifier {
-	v := old
-	if d.Rotate {
-		v = credentials.Verifier{Current: credentials.Hash(fresh)}
-		if delivered != "" && !d.State.PreviousUntil.IsZero() {
-			v.Previous, v.PreviousExpiresAt = credentials.Hash(delivered), d.State.PreviousUntil
-		}
-	}
-	if d.DropPrevious || d.State.PreviousUntil.IsZero() {
-		v.Previous, v.PreviousExpiresAt = "", time.Time{}
-	}
-	return v
+	return &v
 }
 
 // claimsHash fingerprints what a minted token says, so the token Secret is

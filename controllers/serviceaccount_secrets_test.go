@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -8,22 +9,36 @@ import (
 	"github.com/authframework/authframework/internal/credentials"
 )
 
-func TestNextVerifierKeepsTheDeliveredSecret(t *testing.T) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	// An interrupted rotation left the verifier with an undelivered secret;
-	// the workload still holds "delivered". The next rotation must keep
-	// "delivered" working, not the secret nobody has.
-	old := credentials.Verifier{Current: credentials.Hash("undelivered"), Previous: credentials.Hash("delivered"), PreviousExpiresAt: now.Add(time.Hour)}
-	d := credentials.SecretDecision{Rotate: true, State: credentials.SecretState{CurrentSince: now, PreviousUntil: now.Add(24 * time.Hour)}}
-	v := nextVerifier(old, d, "delivered", "fresh")
-	if !v.Check("fresh", now) || !v.Check("delivered", now) || v.Check("undelivered", now) {
-		t.Errorf("verifier after rotation: fresh %v, delivered %v, undelivered %v", v.Check("fresh", now), v.Check("delivered", now), v.Check("undelivered", now))
+func TestDecodeVerifier(t *testing.T) {
+	if decodeVerifier(nil) != nil || decodeVerifier([]byte("{")) != nil || decodeVerifier([]byte(`{"previous":"ab"}`)) != nil {
+		t.Error("a missing, damaged or current-less verifier must read as lost")
 	}
-	// Dropping the previous secret keeps only the current one.
-	d = credentials.SecretDecision{DropPrevious: true, State: credentials.SecretState{CurrentSince: now}}
-	v = nextVerifier(v, d, "fresh", "fresh")
-	if v.Previous != "" || !v.Check("fresh", now) || v.Check("delivered", now) {
-		t.Errorf("after dropping the previous: %+v", v)
+	v := decodeVerifier([]byte(`{"current":"aa","previous":"bb","previousExpiresAt":"2026-01-01T00:00:00Z","earlier":[{"hash":"cc","expiresAt":"2026-01-01T00:00:00Z"}]}`))
+	if v == nil || v.Current != "aa" || len(v.Graces()) != 2 {
+		t.Errorf("decoded %+v", v)
+	}
+}
+
+func TestSecretFaultReason(t *testing.T) {
+	sa := &authv1alpha1.ServiceAccount{}
+	sa.Name = "billing"
+	until := time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
+	cases := []struct {
+		d      credentials.SecretDecision
+		reason string
+		says   string
+	}{
+		{credentials.SecretDecision{Fault: credentials.SecretLost, LostUntil: until}, authv1alpha1.ReasonSecretLost, "keeps working until 2026-01-02T00:00:00Z"},
+		{credentials.SecretDecision{Fault: credentials.SecretLost}, authv1alpha1.ReasonSecretLost, "stopped working at once"},
+		{credentials.SecretDecision{Fault: credentials.SecretsLost}, authv1alpha1.ReasonSecretsLost, "no longer works"},
+		{credentials.SecretDecision{Fault: credentials.VerifierRestored}, authv1alpha1.ReasonVerifierRestored, "rebuilt from Secret billing-credentials"},
+		{credentials.SecretDecision{}, "", ""},
+	}
+	for _, c := range cases {
+		reason, msg := secretFaultReason(sa, c.d)
+		if reason != c.reason || !strings.Contains(msg, c.says) {
+			t.Errorf("%s: reason %q, message %q", c.d.Fault, reason, msg)
+		}
 	}
 }
 

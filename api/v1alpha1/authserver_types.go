@@ -403,7 +403,7 @@ const (
 	// PhaseRolledBack: the last rollout failed; the previous template serves and
 	// the failed template is not retried until the spec changes.
 	PhaseRolledBack RolloutPhase = "RolledBack"
-	// PhaseDegraded: the active color is not available.
+	// PhaseDegraded: the active color lost capacity (pods that served, or all).
 	PhaseDegraded RolloutPhase = "Degraded"
 )
 

@@ -29,8 +29,10 @@ const (
 	// issues (7 KiB); when False, /token needs a narrower scope.
 	ConditionTokenIssuable = "TokenIssuable"
 
-	// ConditionAvailable (AuthServer) is True when the active color has the
-	// desired number of available replicas.
+	// ConditionAvailable (AuthServer) is True when the active color serves
+	// and has lost no pod that was available: reason AllAvailable, or
+	// ScalingUp while new pods start; False with reason CapacityLost when
+	// pods that served were lost or none is available.
 	ConditionAvailable = "Available"
 	// ConditionProgressing (AuthServer) is True while a rollout is under way.
 	ConditionProgressing = "Progressing"
@@ -101,6 +103,19 @@ const (
 	// ReasonSecretRevoked means the previous client secret was revoked before its
 	// grace period ended.
 	ReasonSecretRevoked = "ClientSecretRevoked"
+	// ReasonSecretLost means the credentials Secret or its client_secret was
+	// lost (or replaced by a value the operator did not write): a new secret
+	// was written and the lost one keeps working for the grace period, like
+	// a rotation; earlier secrets keep their grace.
+	ReasonSecretLost = "ClientSecretLost"
+	// ReasonSecretsLost means the credentials and verifier Secrets were both
+	// lost: no copy of the secret or its hash was held, a new secret was
+	// written and the old one no longer works.
+	ReasonSecretsLost = "ClientSecretsLost"
+	// ReasonVerifierRestored means the verifier Secret was missing, damaged
+	// or edited and was rebuilt from the credentials Secret; no secret that
+	// worked is refused.
+	ReasonVerifierRestored = "ClientVerifierRestored"
 )
 
 // Annotations understood by the controllers.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -52,85 +53,47 @@ func TestVerifierCheck(t *testing.T) {
 	if (Verifier{Current: Hash("a")}).Check("", t0) {
 		t.Error("empty secret matched an empty previous hash")
 	}
-}
-
-// TestSecretRotationAtEveryInstant simulates a year of minutes-to-days steps
-// with a fake clock: at every instant at least one secret works; during the
-// grace both work; after it only the new one.
-func TestSecretRotationAtEveryInstant(t *testing.T) {
-	period, grace := 72*time.Hour, 6*time.Hour
-	secrets := map[string]string{} // name -> secret
-	var v Verifier
-	var st SecretState
-	now := t0
-	var current, previous string
-	n := 0
-	for now.Before(t0.AddDate(1, 0, 0)) {
-		d := SecretPlan(SecretInput{State: st, Period: period, Grace: grace, Now: now, Rotate: now.Equal(t0.Add(100 * time.Hour))})
-		if d.Rotate {
-			n++
-			previous, current = current, string(rune('a'+n%26))+now.String()
-			secrets[current] = current
-			v = Verifier{Current: Hash(current)}
-			if previous != "" && !d.State.PreviousUntil.IsZero() {
-				v.Previous, v.PreviousExpiresAt = Hash(previous), d.State.PreviousUntil
-			}
-		}
-		if d.DropPrevious {
-			v.Previous, v.PreviousExpiresAt = "", time.Time{}
-		}
-		st = d.State
-		if !v.Check(current, now) {
-			t.Fatalf("%v: the current secret does not work", now)
-		}
-		inGrace := !st.PreviousUntil.IsZero() && now.Before(st.PreviousUntil)
-		if previous != "" && v.Check(previous, now) != inGrace {
-			t.Fatalf("%v: previous secret works=%v, in grace=%v", now, v.Check(previous, now), inGrace)
-		}
-		if !d.Next.After(now) {
-			t.Fatalf("%v: next %v not in the future", now, d.Next)
-		}
-		// Visit the next change, the second before it, and hourly instants.
-		next := d.Next.Add(-time.Second)
-		if !next.After(now) {
-			next = d.Next
-		}
-		if h := now.Add(time.Hour); h.Before(next) {
-			next = h
-		}
-		now = next
+	// Earlier secrets (kept after a loss during another's grace) work each
+	// until its own end.
+	e := NewVerifier(Hash("new"), []Grace{{Hash("lost"), t0.Add(2 * time.Hour)}, {Hash("old"), t0.Add(time.Hour)}})
+	if e.Previous != Hash("lost") || len(e.Earlier) != 1 {
+		t.Fatalf("the secret that works longest is Previous: %+v", e)
 	}
-	if n < 120 {
-		t.Errorf("only %d rotations in a year with a 72h period", n)
+	for _, c := range []struct {
+		secret string
+		at     time.Time
+		want   bool
+	}{
+		{"old", t0.Add(time.Hour - time.Second), true},
+		{"old", t0.Add(time.Hour), false},
+		{"lost", t0.Add(time.Hour), true},
+		{"lost", t0.Add(2 * time.Hour), false},
+		{"new", t0.Add(2 * time.Hour), true},
+	} {
+		if got := e.Check(c.secret, c.at); got != c.want {
+			t.Errorf("earlier: Check(%q, %v) = %v, want %v", c.secret, c.at, got, c.want)
+		}
 	}
 }
 
-func TestSecretPlanCases(t *testing.T) {
-	period, grace := 90*24*time.Hour, 24*time.Hour
-	first := SecretPlan(SecretInput{Period: period, Grace: grace, Now: t0})
-	if !first.Rotate || !first.State.PreviousUntil.IsZero() || !first.Next.Equal(t0.Add(period)) {
-		t.Fatalf("first secret: %+v", first)
+func TestNewVerifierBoundsAndOrders(t *testing.T) {
+	var gs []Grace
+	for i := range MaxGrace + 3 {
+		gs = append(gs, Grace{Hash: Hash(fmt.Sprint(i)), ExpiresAt: t0.Add(time.Duration(i) * time.Hour)})
 	}
-	// Annotation: rotate now; the old secret works for the grace.
-	at := t0.Add(10 * 24 * time.Hour)
-	rot := SecretPlan(SecretInput{State: first.State, Period: period, Grace: grace, Now: at, Rotate: true})
-	if !rot.Rotate || !rot.State.PreviousUntil.Equal(at.Add(grace)) || !rot.Next.Equal(at.Add(grace)) {
-		t.Fatalf("rotate now: %+v", rot)
+	gs = append(gs, Grace{Hash: Hash("cur"), ExpiresAt: t0.Add(99 * time.Hour)}, Grace{Hash: Hash("6"), ExpiresAt: t0}, Grace{})
+	v := NewVerifier(Hash("cur"), gs)
+	got := v.Graces()
+	if len(got) != MaxGrace {
+		t.Fatalf("kept %d earlier secrets, want at most %d: %+v", len(got), MaxGrace, got)
 	}
-	// Compromise: the previous secret is revoked before its grace ends.
-	rev := SecretPlan(SecretInput{State: rot.State, Period: period, Grace: grace, Now: at.Add(time.Hour), RevokePrevious: true})
-	if rev.Rotate || !rev.DropPrevious || !rev.State.PreviousUntil.IsZero() || !rev.Next.Equal(at.Add(period)) {
-		t.Fatalf("revoke previous: %+v", rev)
+	for i, g := range got {
+		if want := Hash(fmt.Sprint(MaxGrace + 2 - i)); g.Hash != want {
+			t.Errorf("earlier[%d] = %s, want the one ending latest first, without the current hash or duplicates", i, g.Hash[:8])
+		}
 	}
-	// No grace: the old secret stops at once.
-	nog := SecretPlan(SecretInput{State: first.State, Period: period, Now: at, Rotate: true})
-	if !nog.Rotate || !nog.State.PreviousUntil.IsZero() {
-		t.Fatalf("zero grace: %+v", nog)
-	}
-	// Nothing due: nothing changes.
-	idle := SecretPlan(SecretInput{State: first.State, Period: period, Grace: grace, Now: t0.Add(time.Hour)})
-	if idle.Rotate || idle.DropPrevious || idle.State != first.State {
-		t.Fatalf("idle: %+v", idle)
+	if got[0].ExpiresAt != t0.Add(time.Duration(MaxGrace+2)*time.Hour) {
+		t.Errorf("a duplicate keeps its latest end: %v", got[0].ExpiresAt)
 	}
 }
 

@@ -78,6 +78,13 @@ type Status struct {
 	// CanaryWeight is the share of traffic, in percent, the canary Ingress
 	// sends to the new color; 0 when there is no canary Ingress.
 	CanaryWeight int32
+	// Available is how many pods of the active color were available when it
+	// was last observed (status.availableReplicas), and CapacityLost whether
+	// it had then lost pods that were available (the Available condition is
+	// False with reason CapacityLost). From these two, health is judged as
+	// lost capacity, with no memory outside status.
+	Available    int32
+	CapacityLost bool
 }
 
 // Deployment is what was observed of one color's Deployment.
@@ -121,11 +128,67 @@ type Target struct {
 	ScaledByHPA bool
 }
 
+// Reasons of the Available condition (Capacity.Reason).
+const (
+	// ReasonAllAvailable: every desired pod of the active color is available.
+	ReasonAllAvailable = "AllAvailable"
+	// ReasonScalingUp: fewer pods are available than desired, but every pod
+	// that was available still is (an HPA or a user raised the count).
+	ReasonScalingUp = "ScalingUp"
+	// ReasonCapacityLost: pods of the active color that were available no
+	// longer are, or none is; the AuthServer is Degraded when Stable.
+	ReasonCapacityLost = "CapacityLost"
+	// ReasonCapacityRestored: every desired pod is available again after a
+	// loss (the phase reason leaving Degraded).
+	ReasonCapacityRestored = "CapacityRestored"
+	// ReasonInstalling: the first pods have not become available yet.
+	ReasonInstalling = "Installing"
+)
+
+// Capacity is the judgement of the active color's serving capacity.
+type Capacity struct {
+	// Desired and Available are the active color's pods.
+	Desired, Available int32
+	// OK: it serves and has lost no pod that was available (the Available
+	// condition). Lost: it lost pods that were available, or has none.
+	OK, Lost        bool
+	Reason, Message string
+}
+
+// JudgeCapacity says whether a color lost capacity, from its desired and
+// available pods now, the pods available at the previous observation, and
+// whether it had lost capacity then. Health is lost capacity, not the
+// distance to a new desired count: a scale-up in progress (available below
+// desired, but not below what was available before) is not a loss, and
+// neither is a scale-down. Losing a pod that was available is, as is having
+// none; after a loss, capacity counts as restored only once every desired pod
+// is available, so the judgement does not flap while pods come back.
+func JudgeCapacity(color Color, desired, available, previous int32, wasLost bool) Capacity {
+	desired = max(desired, 1)
+	c := Capacity{Desired: desired, Available: available}
+	switch {
+	case available == 0:
+		c.Lost, c.Reason, c.Message = true, ReasonCapacityLost, fmt.Sprintf("%s has no available pod of %d", color, desired)
+	case wasLost && available < desired:
+		c.Lost, c.Reason, c.Message = true, ReasonCapacityLost, fmt.Sprintf("%s has %d of %d pods available after losing pods that served", color, available, desired)
+	case available < min(desired, previous):
+		c.Lost, c.Reason, c.Message = true, ReasonCapacityLost, fmt.Sprintf("%s has %d of %d pods available, down from %d", color, available, desired, previous)
+	case available < desired:
+		c.OK, c.Reason, c.Message = true, ReasonScalingUp, fmt.Sprintf("%s has %d of %d pods available and is scaling up; no pod that served was lost", color, available, desired)
+	default:
+		c.OK, c.Reason, c.Message = true, ReasonAllAvailable, fmt.Sprintf("%s has %d of %d pods available", color, available, desired)
+	}
+	return c
+}
+
 // Plan is what the controller should make true, and when to look again.
 type Plan struct {
 	Status  Status
 	Message string
-	Colors  map[Color]Target
+	// Capacity is the active color's health, for the Available and Ready
+	// conditions.
+	Capacity Capacity
+	Colors   map[Color]Target
 	// HPAColor is the Deployment the HPA scales (empty without autoscaling).
 	HPAColor Color
 	// RunSmokeTests asks for smoke tests against the preview color now.
@@ -147,7 +210,7 @@ func Next(in Input) Plan {
 	now := in.Now.Truncate(time.Second)
 	st := in.Status
 	if st.ActiveColor == "" {
-		st = Status{Phase: Deploying, Reason: "Installing", ActiveColor: Blue, ActiveHash: in.Spec.TemplateHash, PhaseStartedAt: now}
+		st = Status{Phase: Deploying, Reason: ReasonInstalling, ActiveColor: Blue, ActiveHash: in.Spec.TemplateHash, PhaseStartedAt: now}
 	}
 	d := decider{in: in, now: now, st: st}
 	return d.decide()
@@ -163,9 +226,25 @@ type decider struct {
 func (d *decider) active() Deployment { return d.in.Colors[d.st.ActiveColor] }
 func (d *decider) idle() Deployment   { return d.in.Colors[d.st.ActiveColor.Other()] }
 
-// capacity is how many pods the new color starts with: the active color's
+// capacity judges the active color against what status says it had. After
+// the active color changed (promotion, rollback) there is nothing to compare
+// with, so only having no pod is a loss.
+func (d *decider) capacity() Capacity {
+	a := d.active()
+	if d.st.Reason == ReasonInstalling {
+		return Capacity{Desired: max(a.Replicas, 1), Available: a.Available, Reason: ReasonInstalling,
+			Message: fmt.Sprintf("%s has %d of %d pods available; nothing has served yet", d.st.ActiveColor, a.Available, max(a.Replicas, 1))}
+	}
+	prev, wasLost := d.in.Status.Available, d.in.Status.CapacityLost || d.in.Status.Phase == Degraded
+	if d.st.ActiveColor != d.in.Status.ActiveColor {
+		prev, wasLost = a.Available, false
+	}
+	return JudgeCapacity(d.st.ActiveColor, a.Replicas, a.Available, prev, wasLost)
+}
+
+// newCapacity is how many pods the new color starts with: the active color's
 // current count, so an HPA that scaled up keeps its capacity.
-func (d *decider) capacity() int32 {
+func (d *decider) newCapacity() int32 {
 	return max(d.active().Replicas, d.in.Spec.Replicas, 1)
 }
 
@@ -186,7 +265,7 @@ func (d *decider) decide() Plan {
 	switch {
 	case in.Results.Abort && d.inRollout():
 		d.rollback("Aborted", "the rollout was aborted on request")
-	case d.st.Reason == "Installing":
+	case d.st.Reason == ReasonInstalling:
 		d.installing()
 	case d.st.Phase == Stable || d.st.Phase == Degraded || d.st.Phase == RolledBack:
 		switch {
@@ -222,6 +301,8 @@ func (d *decider) decide() Plan {
 		}
 	}
 
+	plan.Capacity = d.capacity()
+	d.st.Available, d.st.CapacityLost = plan.Capacity.Available, plan.Capacity.Lost
 	plan.Status, plan.Message = d.st, d.msg
 	plan.Colors = d.targets()
 	if spec.Autoscaling {
@@ -264,14 +345,17 @@ func (d *decider) installing() {
 	d.msg = fmt.Sprintf("waiting for %s to become available", d.st.ActiveColor)
 }
 
+// health moves a serving AuthServer between Stable and Degraded on lost
+// capacity (JudgeCapacity), not on the distance to a new desired count.
 func (d *decider) health() {
-	a := d.active()
-	want := max(a.Replicas, 1)
+	c := d.capacity()
 	switch {
-	case a.Available < want && d.st.Phase != Degraded:
-		d.to(Degraded, "ActiveUnavailable", fmt.Sprintf("%s has %d of %d pods available", d.st.ActiveColor, a.Available, want))
-	case a.Available >= want && d.st.Phase == Degraded:
-		d.to(Stable, "ActiveAvailable", fmt.Sprintf("%s has all %d pods available", d.st.ActiveColor, want))
+	case c.Lost && d.st.Phase != Degraded:
+		d.to(Degraded, ReasonCapacityLost, c.Message)
+	case !c.Lost && d.st.Phase == Degraded:
+		d.to(Stable, ReasonCapacityRestored, c.Message)
+	default:
+		d.msg = c.Message
 	}
 }
 
@@ -281,7 +365,7 @@ func (d *decider) deploying(newHash string) {
 		return
 	}
 	idle := d.idle()
-	want := d.capacity()
+	want := d.newCapacity()
 	if idle.Exists && idle.TemplateHash == newHash && idle.Available >= want {
 		if d.in.Spec.SmokeTests {
 			d.to(Verifying, "PreviewAvailable", fmt.Sprintf("%s is available with %d pods; running smoke tests", d.st.ActiveColor.Other(), idle.Available))
@@ -442,8 +526,8 @@ func (d *decider) targets() map[Color]Target {
 	case Deploying, Verifying, Promoting, Canary:
 		// The new template on the idle color, at the active color's size;
 		// a first install has no idle color yet.
-		if d.st.Reason != "Installing" {
-			t[idle] = Target{TemplateHash: spec.TemplateHash, Replicas: d.capacity()}
+		if d.st.Reason != ReasonInstalling {
+			t[idle] = Target{TemplateHash: spec.TemplateHash, Replicas: d.newCapacity()}
 		}
 	case Analysing, ScalingDown:
 		// The previous color stays up for an instant rollback and to drain.

@@ -281,3 +281,135 @@ func TestDegradedAndRevert(t *testing.T) {
 		t.Fatalf("reverted: %+v", p)
 	}
 }
+
+func TestJudgeCapacity(t *testing.T) {
+	cases := []struct {
+		name                         string
+		desired, available, previous int32
+		wasLost                      bool
+		lost, ok                     bool
+		reason                       string
+	}{
+		{"steady", 4, 4, 4, false, false, true, ReasonAllAvailable},
+		{"HPA scale-up 4 to 6 in progress", 6, 4, 4, false, false, true, ReasonScalingUp},
+		{"scale-up half way", 6, 5, 4, false, false, true, ReasonScalingUp},
+		{"a pod lost", 4, 3, 4, false, true, false, ReasonCapacityLost},
+		{"a pod lost during a scale-up", 6, 4, 5, false, true, false, ReasonCapacityLost},
+		{"scale-down 6 to 4, pods still terminating", 4, 6, 6, false, false, true, ReasonAllAvailable},
+		{"scale-down 6 to 4 done", 4, 4, 6, false, false, true, ReasonAllAvailable},
+		{"a pod lost during a scale-down", 4, 3, 6, false, true, false, ReasonCapacityLost},
+		{"zero available", 4, 0, 0, false, true, false, ReasonCapacityLost},
+		{"zero available after a scale-up from zero", 2, 0, 0, false, true, false, ReasonCapacityLost},
+		{"after a loss, pods coming back", 4, 3, 2, true, true, false, ReasonCapacityLost},
+		{"after a loss, all back", 4, 4, 3, true, false, true, ReasonAllAvailable},
+		{"no Deployment", 0, 0, 3, false, true, false, ReasonCapacityLost},
+	}
+	for _, c := range cases {
+		got := JudgeCapacity(Blue, c.desired, c.available, c.previous, c.wasLost)
+		if got.Lost != c.lost || got.OK != c.ok || got.Reason != c.reason || got.Message == "" {
+			t.Errorf("%s: %+v", c.name, got)
+		}
+	}
+}
+
+// scale sets what the Deployment controller reports for a color.
+func (c *cluster) scale(color Color, replicas, available int32) {
+	d := c.colors[color]
+	d.Replicas, d.Available = replicas, available
+	c.colors[color] = d
+}
+
+// TestHealthIsLostCapacity drives the state machine through an HPA's
+// scale-up and scale-down and through pod losses: only losing pods that
+// served makes the AuthServer Degraded.
+func TestHealthIsLostCapacity(t *testing.T) {
+	s := spec("a")
+	s.Autoscaling, s.Replicas = true, 2
+	type want struct {
+		phase     Phase
+		reason    string
+		ok        bool
+		event     bool
+		available int32
+	}
+	steps := []struct {
+		name                string
+		replicas, available int32
+		want                want
+	}{
+		{"HPA scales 2 to 4", 4, 2, want{Stable, "Installed", true, false, 2}},
+		{"scale-up 4 done", 4, 4, want{Stable, "Installed", true, false, 4}},
+		{"HPA scales 4 to 6", 6, 4, want{Stable, "Installed", true, false, 4}},
+		{"one new pod ready", 6, 5, want{Stable, "Installed", true, false, 5}},
+		{"a pod that served is lost", 6, 4, want{Degraded, ReasonCapacityLost, false, true, 4}},
+		{"pods come back, not all", 6, 5, want{Degraded, ReasonCapacityLost, false, false, 5}},
+		{"all back", 6, 6, want{Stable, ReasonCapacityRestored, true, true, 6}},
+		{"HPA scales 6 to 3", 3, 6, want{Stable, ReasonCapacityRestored, true, false, 6}},
+		{"scale-down done", 3, 3, want{Stable, ReasonCapacityRestored, true, false, 3}},
+		{"zero available", 3, 0, want{Degraded, ReasonCapacityLost, false, true, 0}},
+		{"HPA scales to 5 while nothing serves", 5, 0, want{Degraded, ReasonCapacityLost, false, false, 0}},
+		{"all 5 available", 5, 5, want{Stable, ReasonCapacityRestored, true, true, 5}},
+	}
+	c := newCluster()
+	c.step(t, s, Results{})
+	c.ready(Blue)
+	c.step(t, s, Results{})
+	for _, st := range steps {
+		c.scale(Blue, st.replicas, st.available)
+		p := c.step(t, s, Results{})
+		got := want{p.Status.Phase, p.Status.Reason, p.Capacity.OK, p.Transitioned, p.Status.Available}
+		if got != st.want || p.Status.CapacityLost == p.Capacity.OK {
+			t.Fatalf("%s: got %+v, want %+v (capacity %+v)", st.name, got, st.want, p.Capacity)
+		}
+		if p.Capacity.Lost && p.Message != p.Capacity.Message {
+			t.Errorf("%s: message %q does not say what was lost", st.name, p.Message)
+		}
+		// The same observation again decides the same (no flapping).
+		if again := c.step(t, s, Results{}); again.Status.Phase != st.want.phase || again.Transitioned || again.Capacity.OK != st.want.ok {
+			t.Fatalf("%s: the next reconcile flaps: %+v", st.name, again.Status)
+		}
+	}
+}
+
+// TestCapacityDuringARollout: the HPA scaling the active color up mid-rollout
+// is no loss; the preview follows the active color's count; a lost pod is
+// reported without interrupting the rollout; a promotion starts a new
+// baseline.
+func TestCapacityDuringARollout(t *testing.T) {
+	s := spec("a")
+	s.Autoscaling = true
+	c := newCluster()
+	c.step(t, s, Results{})
+	c.ready(Blue)
+	c.step(t, s, Results{})
+	c.scale(Blue, 4, 4)
+	c.step(t, s, Results{})
+	s.TemplateHash = "b"
+	if p := c.step(t, s, Results{}); p.Status.Phase != Deploying || p.Colors[Green].Replicas != 4 {
+		t.Fatalf("deploying: %+v", p)
+	}
+	c.scale(Blue, 6, 4)
+	p := c.step(t, s, Results{})
+	if p.Status.Phase != Deploying || !p.Capacity.OK || p.Capacity.Reason != ReasonScalingUp || p.Colors[Green].Replicas != 6 {
+		t.Fatalf("HPA scale-up while deploying: %+v", p)
+	}
+	c.scale(Blue, 6, 3)
+	p = c.step(t, s, Results{})
+	if p.Status.Phase != Deploying || p.Capacity.OK || !p.Status.CapacityLost {
+		t.Fatalf("a lost pod while deploying must show, without stopping the rollout: %+v", p)
+	}
+	c.scale(Blue, 6, 6)
+	c.ready(Green)
+	if p = c.step(t, s, Results{}); p.Status.Phase != Verifying || !p.Capacity.OK || p.Status.CapacityLost {
+		t.Fatalf("recovered, verifying: %+v", p)
+	}
+	p = c.step(t, s, Results{Smoke: yes()})
+	if p.Status.Phase != Analysing || p.Status.ActiveColor != Green || !p.Capacity.OK || p.Status.Available != 6 {
+		t.Fatalf("promoted to green with its 6 pods: %+v", p)
+	}
+	// The HPA now scales green up: not a loss.
+	c.scale(Green, 8, 6)
+	if p = c.step(t, s, Results{}); !p.Capacity.OK || p.Capacity.Reason != ReasonScalingUp {
+		t.Fatalf("HPA scale-up after promotion: %+v", p.Capacity)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
@@ -185,4 +186,107 @@ func TestAuthServerBlueGreen(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// setDeployment plays the HPA and the Deployment controller: spec.replicas
+// (when replicas > 0) and how many pods are available.
+func setDeployment(t *testing.T, ns, name string, replicas, available int32) {
+	t.Helper()
+	eventually(t, "deployment "+name+" updated", func() error {
+		var d appsv1.Deployment
+		if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, &d); err != nil {
+			return err
+		}
+		if replicas > 0 && ptr.Deref(d.Spec.Replicas, 1) != replicas {
+			d.Spec.Replicas = ptr.To(replicas)
+			if err := k8sClient.Update(context.Background(), &d); err != nil {
+				return err
+			}
+		}
+		// During a scale-down the pods being removed still count.
+		n := max(ptr.Deref(d.Spec.Replicas, 1), available)
+		d.Status.Replicas, d.Status.UpdatedReplicas = n, n
+		d.Status.ReadyReplicas, d.Status.AvailableReplicas, d.Status.UnavailableReplicas = available, available, n-available
+		d.Status.ObservedGeneration = d.Generation
+		return k8sClient.Status().Update(context.Background(), &d)
+	})
+}
+
+// waitHealth waits until the AuthServer reports replicas/available and
+// returns it; then checks its phase and Ready and Available conditions.
+func waitHealth(t *testing.T, key types.NamespacedName, replicas, available int32, phase authv1alpha1.RolloutPhase, ready bool, availableReason string) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("%d of %d available, %s", available, replicas, phase), func() error {
+		as := getAuthServer(t, key)
+		st := as.Status
+		if st.Replicas != replicas || st.AvailableReplicas != available {
+			return fmt.Errorf("status shows %d of %d", st.AvailableReplicas, st.Replicas)
+		}
+		r := meta.FindStatusCondition(st.Conditions, authv1alpha1.ConditionReady)
+		a := meta.FindStatusCondition(st.Conditions, authv1alpha1.ConditionAvailable)
+		if st.Phase != phase || r == nil || (r.Status == metav1.ConditionTrue) != ready || a == nil || a.Reason != availableReason || (a.Status == metav1.ConditionTrue) != ready {
+			return fmt.Errorf("phase %s (%s), Ready %+v, Available %+v", st.Phase, st.PhaseReason, r, a)
+		}
+		return nil
+	})
+}
+
+// TestAuthServerHealthIsLostCapacity: an HPA scale-up of the active color
+// from 4 to 6 keeps the AuthServer Stable and Ready with no Warning; losing
+// a pod that served makes it Degraded with a Warning until every pod is back;
+// a scale-down is no loss; no pod available is. The test plays the HPA and
+// the Deployment controller, which envtest does not run.
+func TestAuthServerHealthIsLostCapacity(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	key := types.NamespacedName{Namespace: ns, Name: "auth"}
+	if err := k8sClient.Create(ctx, &authv1alpha1.AuthServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "auth"}, Spec: authv1alpha1.AuthServerSpec{
+		Image: "ghcr.io/authframework/authframework:v1", Autoscaling: &authv1alpha1.AutoscalingSpec{MinReplicas: 2, MaxReplicas: 10}}}); err != nil {
+		t.Fatal(err)
+	}
+	makeAvailable(t, ns, "auth-blue")
+	waitPhase(t, key, authv1alpha1.PhaseStable)
+	setDeployment(t, ns, "auth-blue", 4, 4)
+	waitHealth(t, key, 4, 4, authv1alpha1.PhaseStable, true, "AllAvailable")
+
+	// The HPA scales 4 -> 6: the new pods are starting, none was lost.
+	setDeployment(t, ns, "auth-blue", 6, 4)
+	waitHealth(t, key, 6, 4, authv1alpha1.PhaseStable, true, "ScalingUp")
+	setDeployment(t, ns, "auth-blue", 0, 5)
+	waitHealth(t, key, 6, 5, authv1alpha1.PhaseStable, true, "ScalingUp")
+	if reasons, err := eventReasons(ns, "auth"); err != nil || reasons["CapacityLost"] {
+		t.Fatalf("a scale-up was reported as a loss: events %v, %v", reasons, err)
+	}
+	if deploymentReplicas(t, ns, "auth-blue") != 6 {
+		t.Fatal("the operator overrode the HPA's count")
+	}
+
+	// A pod that served is lost mid-scale-up: Degraded, with a Warning.
+	setDeployment(t, ns, "auth-blue", 0, 4)
+	waitHealth(t, key, 6, 4, authv1alpha1.PhaseDegraded, false, "CapacityLost")
+	eventually(t, "CapacityLost event", func() error {
+		reasons, err := eventReasons(ns, "auth")
+		if err != nil || !reasons["CapacityLost"] {
+			return fmt.Errorf("events %v, %v", reasons, err)
+		}
+		return nil
+	})
+	// Pods come back: Degraded until all are.
+	setDeployment(t, ns, "auth-blue", 0, 5)
+	waitHealth(t, key, 6, 5, authv1alpha1.PhaseDegraded, false, "CapacityLost")
+	setDeployment(t, ns, "auth-blue", 0, 6)
+	waitHealth(t, key, 6, 6, authv1alpha1.PhaseStable, true, "AllAvailable")
+	if as := getAuthServer(t, key); as.Status.PhaseReason != "CapacityRestored" {
+		t.Errorf("phase reason %q", as.Status.PhaseReason)
+	}
+
+	// The HPA scales 6 -> 3, pods still terminating, then gone: no loss.
+	setDeployment(t, ns, "auth-blue", 3, 6)
+	waitHealth(t, key, 3, 6, authv1alpha1.PhaseStable, true, "AllAvailable")
+	setDeployment(t, ns, "auth-blue", 0, 3)
+	waitHealth(t, key, 3, 3, authv1alpha1.PhaseStable, true, "AllAvailable")
+
+	// No pod available is a loss.
+	setDeployment(t, ns, "auth-blue", 0, 0)
+	waitHealth(t, key, 3, 0, authv1alpha1.PhaseDegraded, false, "CapacityLost")
 }

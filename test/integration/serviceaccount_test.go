@@ -262,6 +262,180 @@ func TestClientSecretRotation(t *testing.T) {
 	}
 }
 
+// credentialsReason waits for the CredentialsReady condition's reason.
+func credentialsReason(t *testing.T, key types.NamespacedName, reason string) {
+	t.Helper()
+	waitAccount(t, key, "CredentialsReady "+reason, func(sa *authv1alpha1.ServiceAccount) error {
+		c := meta.FindStatusCondition(sa.Status.Conditions, authv1alpha1.ConditionCredentialsReady)
+		if c == nil || c.Status != metav1.ConditionTrue || c.Reason != reason {
+			return fmt.Errorf("CredentialsReady %+v", c)
+		}
+		return nil
+	})
+}
+
+// replacedSecret waits until the credentials Secret holds a client secret
+// other than any of old.
+func replacedSecret(t *testing.T, ns, account string, old ...string) string {
+	t.Helper()
+	var got string
+	eventually(t, "a new client secret", func() error {
+		var s corev1.Secret
+		if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: account + controllers.CredentialsSecretSuffix}, &s); err != nil {
+			return err
+		}
+		got = string(s.Data[controllers.ClientSecretKey])
+		if got == "" || slices.Contains(old, got) {
+			return fmt.Errorf("client secret not replaced yet")
+		}
+		return nil
+	})
+	return got
+}
+
+// TestLostCredentialsKeepWorking: a deleted credentials Secret, a removed
+// client_secret and a deleted verifier Secret never refuse a secret a
+// workload may hold: a lost secret keeps working for the grace period (on
+// the fake clock), an earlier rotation's grace is not cut short, and the
+// verifier is rebuilt with every hash it held.
+func TestLostCredentialsKeepWorking(t *testing.T) {
+	ns, policy := accountFixture(t)
+	key := types.NamespacedName{Namespace: ns, Name: "billing"}
+	if err := k8sClient.Create(context.Background(), &authv1alpha1.ServiceAccount{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: key.Name},
+		Spec: authv1alpha1.ServiceAccountSpec{TokenPolicyRef: authv1alpha1.LocalRef{Name: policy.Name},
+			ClientSecretRotation: authv1alpha1.SecretRotation{Period: metav1.Duration{Duration: 720 * time.Hour}, GracePeriod: metav1.Duration{Duration: 2 * time.Hour}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitAccount(t, key, "ready", ready)
+	credsName := key.Name + controllers.CredentialsSecretSuffix
+	first := secretData(t, ns, credsName, controllers.ClientSecretKey)
+
+	// A rotation: first works for 2h.
+	annotateAccount(t, key, authv1alpha1.AnnotationRotate, "r1")
+	second := replacedSecret(t, ns, key.Name, first)
+	rotatedAt := fakeClock.Now().Truncate(time.Second)
+	fakeClock.Step(30 * time.Minute)
+
+	// The credentials Secret is deleted during that grace.
+	var creds corev1.Secret
+	if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: credsName}, &creds); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8sClient.Delete(context.Background(), &creds); err != nil {
+		t.Fatal(err)
+	}
+	third := replacedSecret(t, ns, key.Name, first, second)
+	lostAt := fakeClock.Now().Truncate(time.Second)
+	credentialsReason(t, key, authv1alpha1.ReasonSecretLost)
+	now := fakeClock.Now()
+	v := verifier(t, ns, key.Name)
+	for _, s := range []string{first, second, third} {
+		if !v.Check(s, now) {
+			t.Fatalf("after the credentials Secret was deleted a secret the workload may hold is refused: first %v, second (lost) %v, third (new) %v",
+				v.Check(first, now), v.Check(second, now), v.Check(third, now))
+		}
+	}
+	eventually(t, "ClientSecretLost Warning event", func() error {
+		reasons, err := eventReasons(ns, key.Name)
+		if err != nil || !reasons[authv1alpha1.ReasonSecretLost] {
+			return fmt.Errorf("events %v, %v", reasons, err)
+		}
+		return nil
+	})
+
+	// client_secret is removed from the new Secret.
+	fakeClock.Step(10 * time.Minute)
+	var s corev1.Secret
+	if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: credsName}, &s); err != nil {
+		t.Fatal(err)
+	}
+	update(t, &s, func() { delete(s.Data, controllers.ClientSecretKey) })
+	fourth := replacedSecret(t, ns, key.Name, first, second, third)
+	removedAt := fakeClock.Now().Truncate(time.Second)
+
+	// The verifier Secret is deleted: it is rebuilt from the credentials
+	// Secret with every hash it held.
+	var vs corev1.Secret
+	if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: key.Name + controllers.VerifierSecretSuffix}, &vs); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8sClient.Delete(context.Background(), &vs); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "verifier rebuilt", func() error {
+		var got corev1.Secret
+		if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: key.Name + controllers.VerifierSecretSuffix}, &got); err != nil {
+			return err
+		}
+		if got.UID == vs.UID {
+			return fmt.Errorf("not deleted yet")
+		}
+		return nil
+	})
+	eventually(t, "ClientVerifierRestored event", func() error {
+		reasons, err := eventReasons(ns, key.Name)
+		if err != nil || !reasons[authv1alpha1.ReasonVerifierRestored] {
+			return fmt.Errorf("events %v, %v", reasons, err)
+		}
+		return nil
+	})
+	if secretData(t, ns, credsName, controllers.ClientSecretKey) != fourth {
+		t.Fatal("rebuilding the verifier replaced the workload's secret")
+	}
+	now = fakeClock.Now()
+	v = verifier(t, ns, key.Name)
+	for i, s := range []string{first, second, third, fourth} {
+		if !v.Check(s, now) {
+			t.Errorf("secret %d refused after the losses", i+1)
+		}
+	}
+
+	// Each earlier secret works until its own grace ends, on the fake clock.
+	steps := []struct {
+		at      time.Time
+		works   []string
+		refused []string
+	}{
+		{rotatedAt.Add(2*time.Hour - time.Second), []string{first, second, third, fourth}, nil},
+		{rotatedAt.Add(2 * time.Hour), []string{second, third, fourth}, []string{first}},
+		{lostAt.Add(2*time.Hour - time.Second), []string{second, third, fourth}, []string{first}},
+		{lostAt.Add(2 * time.Hour), []string{third, fourth}, []string{first, second}},
+		{removedAt.Add(2 * time.Hour), []string{fourth}, []string{first, second, third}},
+	}
+	for i, st := range steps {
+		fakeClock.SetTime(st.at)
+		pokeAccount(t, key)
+		eventually(t, fmt.Sprintf("step %d", i), func() error {
+			v := verifier(t, ns, key.Name)
+			for _, s := range st.works {
+				if !v.Check(s, st.at) {
+					return fmt.Errorf("at %v a secret in its grace is refused", st.at)
+				}
+			}
+			for _, s := range st.refused {
+				if v.Check(s, st.at) || slices.ContainsFunc(v.Graces(), func(g credentials.Grace) bool { return g.Hash == credentials.Hash(s) }) {
+					return fmt.Errorf("at %v a secret past its grace is still listed", st.at)
+				}
+			}
+			return nil
+		})
+	}
+	sa := waitAccount(t, key, "every grace over", func(sa *authv1alpha1.ServiceAccount) error {
+		if sa.Status.PreviousSecretExpiresAt != nil {
+			return fmt.Errorf("previousSecretExpiresAt %v", sa.Status.PreviousSecretExpiresAt)
+		}
+		return nil
+	})
+	if c := meta.FindStatusCondition(sa.Status.Conditions, authv1alpha1.ConditionCredentialsReady); c == nil || c.Reason != authv1alpha1.ReasonReconciled {
+		t.Errorf("after the grace the loss is no longer reported: %+v", c)
+	}
+	if ready(sa) != nil {
+		t.Errorf("not Ready: %+v", sa.Status.Conditions)
+	}
+}
+
 // TestTokenSecret: a token minted with the policy's active key, re-minted at
 // 80% of its lifetime and, after a key rotation, with the new key; the token
 // in the Secret never expires before its replacement is written.
