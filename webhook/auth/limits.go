@@ -251,7 +251,12 @@ func (s *Server) verifyFrom(w http.ResponseWriter, r *http.Request, raw string) 
 		return nil, nil, &e.ref, false
 	}
 	src := s.source(r)
-	if wait, throttled := g.perSource.exhausted(src, now); throttled {
+	// Without trusted proxies the topology is unknown: the peer may be a
+	// proxy that every client shares, and refusing its new tokens unchecked
+	// would let one client deny the others. Refused tokens still count, so
+	// the guard engages as soon as proxies are configured.
+	guarded := len(s.opts.TrustedProxies) > 0
+	if wait, throttled := g.perSource.exhausted(src, now); guarded && throttled {
 		if last, ok := g.announced.Get(src); !ok || now.Sub(last) >= time.Minute {
 			g.announced.Add(src, now)
 			s.opts.Audit.Info("source throttled", "event", "source_throttled", "endpoint", "validate", "source", src.String(),

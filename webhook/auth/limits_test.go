@@ -155,7 +155,8 @@ func TestFailedAuthUnknownAndKnownAlike(t *testing.T) {
 // replicas.
 func TestFailedAuthReplicas(t *testing.T) {
 	f := newFixture(t)
-	replicas := []*Server{f.server, NewServer(f.store, Options{Clock: f.clock, Log: logr.Discard(), Audit: logr.Discard()})}
+	f.server.opts.TrustedProxies = someProxy
+	replicas := []*Server{f.server, NewServer(f.store, Options{Clock: f.clock, Log: logr.Discard(), Audit: logr.Discard(), TrustedProxies: someProxy})}
 	refusedBeforeThrottle := 0
 	for i := range 40 {
 		w := doFrom(replicas[i%2], "198.51.100.1:4000", "POST", "/token", grantForm, basic(clientID, "wrong"))
@@ -257,8 +258,13 @@ func forge(t *testing.T, tok string) string {
 	return parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString(sig)
 }
 
+// someProxy is a trusted proxy none of the test requests come through: it
+// tells the server the topology is configured, so peers are clients.
+var someProxy = []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32")}
+
 func TestValidateFloodOfForgedTokens(t *testing.T) {
 	f := newFixture(t)
+	f.server.opts.TrustedProxies = someProxy
 	const attacker, client = "198.51.100.1:4000", "192.0.2.10:4000"
 	valid := f.token(nil)
 	if w := doFrom(f.server, attacker, "GET", "/validate", nil, bearerHdr(valid)); w.Code != 200 {
@@ -309,6 +315,24 @@ func TestValidateFloodOfForgedTokens(t *testing.T) {
 	}
 	if n := strings.Count(f.logs.String(), `"event":"source_throttled"`); n != 1 {
 		t.Errorf("source_throttled logged %d times in half a minute of flood, want once", n)
+	}
+}
+
+// TestValidateFloodWithoutTrustedProxies: with no trusted proxies the peer
+// may be an ingress every client shares, so a flood through it never gets
+// another client's new token refused unchecked.
+func TestValidateFloodWithoutTrustedProxies(t *testing.T) {
+	f := newFixture(t)
+	const ingress = "10.1.2.3:4000"
+	valid := f.token(nil)
+	for range 10 * DefaultThrottles.FailedTokensPerSource.N {
+		if w := doFrom(f.server, ingress, "GET", "/validate", nil, bearerHdr(forge(t, valid))); w.Header().Get(HeaderAuthError) != "bad_signature" {
+			t.Fatalf("forged token: %d %s", w.Code, w.Header().Get(HeaderAuthError))
+		}
+	}
+	fresh := f.token(url.Values{"scope": {"orders:read"}})
+	if w := doFrom(f.server, ingress, "GET", "/validate", nil, bearerHdr(fresh)); w.Code != 200 {
+		t.Errorf("a new valid token through the same ingress: %d %s", w.Code, w.Header().Get(HeaderAuthError))
 	}
 }
 
