@@ -153,10 +153,10 @@ func (c *HTTPChecks) subject(ctx context.Context, ns string) (*authv1alpha1.Toke
 			continue
 		}
 		var s corev1.Secret
-		if err := c.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: p.Name + KeySecretSuffix}, &s); err != nil {
+		if err := c.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: p.Name + authv1alpha1.KeySecretSuffix}, &s); err != nil {
 			continue
 		}
-		ks, err := keys.ParsePrivate(s.Data[KeySetDataKey])
+		ks, err := keys.ParsePrivate(s.Data[authv1alpha1.KeySetDataKey])
 		if err != nil {
 			continue
 		}

@@ -44,7 +44,7 @@ func (r *RoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	var users authv1alpha1.ServiceAccountList
-	if err := r.List(ctx, &users, client.InNamespace(role.Namespace), client.MatchingFields{IndexRoles: role.Name}); err != nil {
+	if err := r.List(ctx, &users, client.InNamespace(role.Namespace), client.MatchingFields{authv1alpha1.IndexRoles: role.Name}); err != nil {
 		return ctrl.Result{}, err
 	}
 	names := make([]string, 0, len(users.Items))
@@ -53,7 +53,7 @@ func (r *RoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	}
 	slices.Sort(names)
 
-	problems, warnings := authz.Lint(role.Spec.Permissions, RoutesOf(&role))
+	problems, warnings := authz.Lint(role.Spec.Permissions, authz.RoutesOf(&role))
 	before := role.DeepCopy()
 	now := r.Clock.Now().UTC().Truncate(time.Second)
 	role.Status.ObservedGeneration = role.Generation
@@ -86,15 +86,6 @@ func conditionIs(conds []metav1.Condition, reason, msg string) bool {
 		}
 	}
 	return false
-}
-
-// RoutesOf converts a Role's route rules for internal/authz.
-func RoutesOf(role *authv1alpha1.Role) []authz.Route {
-	out := make([]authz.Route, 0, len(role.Spec.Routes))
-	for _, rr := range role.Spec.Routes {
-		out = append(out, authz.Route{Hosts: rr.Hosts, Paths: rr.Paths, Methods: rr.Methods})
-	}
-	return out
 }
 
 // SetupWithManager watches Roles and the accounts that name them; an update

@@ -35,15 +35,6 @@ import (
 	"github.com/authframework/authframework/internal/token"
 )
 
-// Field indexes on ServiceAccounts: who references a Role, who a TokenPolicy.
-const (
-	IndexRoles       = "spec.roles"
-	IndexTokenPolicy = "spec.tokenPolicyRef.name"
-	// IndexClientID indexes accounts by their effective client id, which must
-	// be unique in the cluster.
-	IndexClientID = "clientID"
-)
-
 // ServiceAccountReconciler keeps an account's credentials Secret (client id
 // and secret, for the workload), its verifier Secret (hashes only, for the
 // auth server), its optional token Secret, and a status with the resolved
@@ -154,17 +145,17 @@ func (r *ServiceAccountReconciler) gather(ctx context.Context, sa *authv1alpha1.
 // and a lost verifier is rebuilt without refusing anything.
 func (r *ServiceAccountReconciler) reconcileClientSecret(ctx context.Context, v *accountView) (time.Time, error) {
 	sa := v.sa
-	creds, err := r.getSecret(ctx, sa.Namespace, sa.Name+CredentialsSecretSuffix)
+	creds, err := r.getSecret(ctx, sa.Namespace, sa.Name+authv1alpha1.CredentialsSecretSuffix)
 	if err != nil {
 		return time.Time{}, err
 	}
-	verifierSecret, err := r.getSecret(ctx, sa.Namespace, sa.Name+VerifierSecretSuffix)
+	verifierSecret, err := r.getSecret(ctx, sa.Namespace, sa.Name+authv1alpha1.VerifierSecretSuffix)
 	if err != nil {
 		return time.Time{}, err
 	}
 	delivered := ""
 	if creds != nil {
-		delivered = string(creds.Data[ClientSecretKey])
+		delivered = string(creds.Data[authv1alpha1.ClientSecretKey])
 	}
 	in := credentials.SecretInput{
 		State:  secretStateFromStatus(&sa.Status),
@@ -176,10 +167,10 @@ func (r *ServiceAccountReconciler) reconcileClientSecret(ctx context.Context, v 
 		in.Delivered = credentials.Hash(delivered)
 	}
 	if verifierSecret != nil {
-		in.Verifier = decodeVerifier(verifierSecret.Data[VerifierKey])
+		in.Verifier = decodeVerifier(verifierSecret.Data[authv1alpha1.VerifierKey])
 	}
 	if creds != nil {
-		in.Copy = decodeVerifier([]byte(creds.Annotations[AnnotationVerifierCopy]))
+		in.Copy = decodeVerifier([]byte(creds.Annotations[authv1alpha1.AnnotationVerifierCopy]))
 	}
 	rotateReq := sa.Annotations[authv1alpha1.AnnotationRotate]
 	revokeReq := sa.Annotations[authv1alpha1.AnnotationRevokePreviousSecret]
@@ -193,11 +184,11 @@ func (r *ServiceAccountReconciler) reconcileClientSecret(ctx context.Context, v 
 		}
 	}
 	vb, _ := json.Marshal(d.Verifier(credentials.Hash(fresh)))
-	if err := r.writeSecret(ctx, sa, verifierSecret, sa.Name+VerifierSecretSuffix, SecretRoleVerifier, nil, map[string][]byte{VerifierKey: vb, ClientIDKey: []byte(ClientID(sa))}); err != nil {
+	if err := r.writeSecret(ctx, sa, verifierSecret, sa.Name+authv1alpha1.VerifierSecretSuffix, authv1alpha1.SecretRoleVerifier, nil, map[string][]byte{authv1alpha1.VerifierKey: vb, authv1alpha1.ClientIDKey: []byte(sa.EffectiveClientID())}); err != nil {
 		return time.Time{}, err
 	}
-	if err := r.writeSecret(ctx, sa, creds, sa.Name+CredentialsSecretSuffix, SecretRoleCredentials, map[string]string{AnnotationVerifierCopy: string(vb)},
-		map[string][]byte{ClientIDKey: []byte(ClientID(sa)), ClientSecretKey: []byte(fresh)}); err != nil {
+	if err := r.writeSecret(ctx, sa, creds, sa.Name+authv1alpha1.CredentialsSecretSuffix, authv1alpha1.SecretRoleCredentials, map[string]string{authv1alpha1.AnnotationVerifierCopy: string(vb)},
+		map[string][]byte{authv1alpha1.ClientIDKey: []byte(sa.EffectiveClientID()), authv1alpha1.ClientSecretKey: []byte(fresh)}); err != nil {
 		return time.Time{}, err
 	}
 	v.secretFault, v.secretFaultMsg = secretFaultReason(sa, d)
@@ -219,8 +210,8 @@ func (r *ServiceAccountReconciler) reconcileClientSecret(ctx context.Context, v 
 	}
 
 	st := &sa.Status
-	st.ClientID = ClientID(sa)
-	st.CredentialsSecretName = sa.Name + CredentialsSecretSuffix
+	st.ClientID = sa.EffectiveClientID()
+	st.CredentialsSecretName = sa.Name + authv1alpha1.CredentialsSecretSuffix
 	st.SecretRotatedAt = metaTimeOf(d.State.CurrentSince)
 	st.PreviousSecretExpiresAt = metaTimeOf(d.State.PreviousUntil)
 	st.NextSecretRotation = metaTimeOf(d.State.CurrentSince.Add(sa.Spec.ClientSecretRotation.Period.Duration))
@@ -236,7 +227,7 @@ func (r *ServiceAccountReconciler) reconcileClientSecret(ctx context.Context, v 
 // secretFaultReason is the condition reason and message for a lost or
 // damaged Secret found by the decision; empty when none was.
 func secretFaultReason(sa *authv1alpha1.ServiceAccount, d credentials.SecretDecision) (reason, msg string) {
-	creds, ver := sa.Name+CredentialsSecretSuffix, sa.Name+VerifierSecretSuffix
+	creds, ver := sa.Name+authv1alpha1.CredentialsSecretSuffix, sa.Name+authv1alpha1.VerifierSecretSuffix
 	switch d.Fault {
 	case credentials.SecretLost:
 		until := "stopped working at once (no grace period, or earlier secrets were revoked)"
@@ -297,7 +288,7 @@ func (r *ServiceAccountReconciler) reconcileTokenSecret(ctx context.Context, v *
 			return time.Time{}, &errStalled{authv1alpha1.ReasonInvalidSpec, fmt.Sprintf("tokenSecret.permissions asks for permissions the account's roles do not grant: %s", joinOrNone(denied))}
 		}
 	}
-	hash := claimsHash(ClientID(sa), audience, perms, v.roles, sa.Spec.ExtraClaims, p.Spec.Issuer, p.Spec.AccessTokenTTL.Duration, sa.UID)
+	hash := claimsHash(sa.EffectiveClientID(), audience, perms, v.roles, sa.Spec.ExtraClaims, p.Spec.Issuer, p.Spec.AccessTokenTTL.Duration, sa.UID)
 
 	name := tokenSecretName(sa)
 	existing, err := r.getSecret(ctx, sa.Namespace, name)
@@ -311,10 +302,10 @@ func (r *ServiceAccountReconciler) reconcileTokenSecret(ctx context.Context, v *
 	}
 	refreshAt := timeOf(st.TokenRefreshAt)
 	plan := credentials.TokenInput{Now: v.now, RefreshAt: refreshAt}
-	if existing != nil && len(existing.Data[TokenKey]) > 0 && existing.Annotations[AnnotationTokenRefresh] == refreshAt.Format(time.RFC3339) {
+	if existing != nil && len(existing.Data[authv1alpha1.TokenKey]) > 0 && existing.Annotations[authv1alpha1.AnnotationTokenRefresh] == refreshAt.Format(time.RFC3339) {
 		plan.Has = true
-		plan.ClaimsCurrent = existing.Annotations[AnnotationClaimsHash] == hash
-		plan.KeyPublished = keyPublished(p, tokenKeyID(string(existing.Data[TokenKey])))
+		plan.ClaimsCurrent = existing.Annotations[authv1alpha1.AnnotationClaimsHash] == hash
+		plan.KeyPublished = keyPublished(p, tokenKeyID(string(existing.Data[authv1alpha1.TokenKey])))
 	}
 	if !credentials.TokenPlan(plan) {
 		return refreshAt, nil
@@ -329,11 +320,11 @@ func (r *ServiceAccountReconciler) reconcileTokenSecret(ctx context.Context, v *
 	exp := claims.Expiry.Time().UTC()
 	refreshAt = credentials.RefreshAt(claims.IssuedAt.Time(), exp)
 	ann := map[string]string{
-		AnnotationClaimsHash:   hash,
-		AnnotationTokenExpires: exp.Format(time.RFC3339),
-		AnnotationTokenRefresh: refreshAt.UTC().Format(time.RFC3339),
+		authv1alpha1.AnnotationClaimsHash:   hash,
+		authv1alpha1.AnnotationTokenExpires: exp.Format(time.RFC3339),
+		authv1alpha1.AnnotationTokenRefresh: refreshAt.UTC().Format(time.RFC3339),
 	}
-	if err := r.writeSecret(ctx, sa, existing, name, SecretRoleToken, ann, map[string][]byte{TokenKey: []byte(raw)}); err != nil {
+	if err := r.writeSecret(ctx, sa, existing, name, authv1alpha1.SecretRoleToken, ann, map[string][]byte{authv1alpha1.TokenKey: []byte(raw)}); err != nil {
 		return time.Time{}, err
 	}
 	st.TokenSecretName = name
@@ -345,11 +336,11 @@ func (r *ServiceAccountReconciler) reconcileTokenSecret(ctx context.Context, v *
 // mint signs a token with the policy's active key, read from its key Secret.
 func (r *ServiceAccountReconciler) mint(ctx context.Context, v *accountView, audience string, perms []string) (string, token.Claims, error) {
 	p := v.policy
-	keySecret, err := r.getSecret(ctx, p.Namespace, p.Name+KeySecretSuffix)
+	keySecret, err := r.getSecret(ctx, p.Namespace, p.Name+authv1alpha1.KeySecretSuffix)
 	if err != nil || keySecret == nil {
 		return "", token.Claims{}, fmt.Errorf("reading the signing keys of TokenPolicy %s: %v", p.Name, err)
 	}
-	ks, err := keys.ParsePrivate(keySecret.Data[KeySetDataKey])
+	ks, err := keys.ParsePrivate(keySecret.Data[authv1alpha1.KeySetDataKey])
 	if err != nil {
 		return "", token.Claims{}, fmt.Errorf("signing keys of TokenPolicy %s: %w", p.Name, err)
 	}
@@ -367,7 +358,7 @@ func (r *ServiceAccountReconciler) mint(ctx context.Context, v *accountView, aud
 	}
 	sa := v.sa
 	return issuer.Issue(token.Request{
-		Subject: ClientID(sa), ClientID: ClientID(sa), Audience: audience, ID: hex.EncodeToString(jti),
+		Subject: sa.EffectiveClientID(), ClientID: sa.EffectiveClientID(), Audience: audience, ID: hex.EncodeToString(jti),
 		Permissions: perms, Roles: v.roles, Namespace: sa.Namespace, AccountUID: string(sa.UID), Extra: sa.Spec.ExtraClaims,
 	})
 }
@@ -521,8 +512,8 @@ func (r *ServiceAccountReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&authv1alpha1.ServiceAccount{}).
 		Owns(&corev1.Secret{}).
-		Watches(&authv1alpha1.Role{}, handler.EnqueueRequestsFromMapFunc(r.referencing(IndexRoles))).
-		Watches(&authv1alpha1.TokenPolicy{}, handler.EnqueueRequestsFromMapFunc(r.referencing(IndexTokenPolicy))).
+		Watches(&authv1alpha1.Role{}, handler.EnqueueRequestsFromMapFunc(r.referencing(authv1alpha1.IndexRoles))).
+		Watches(&authv1alpha1.TokenPolicy{}, handler.EnqueueRequestsFromMapFunc(r.referencing(authv1alpha1.IndexTokenPolicy))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1)}).
 		Named("serviceaccount").
 		Complete(r)
@@ -548,17 +539,17 @@ func (r *ServiceAccountReconciler) referencing(index string) handler.MapFunc {
 // accounts up by.
 func IndexServiceAccounts(ctx context.Context, mgr ctrl.Manager) error {
 	idx := mgr.GetFieldIndexer()
-	if err := idx.IndexField(ctx, &authv1alpha1.ServiceAccount{}, IndexRoles, func(o client.Object) []string {
+	if err := idx.IndexField(ctx, &authv1alpha1.ServiceAccount{}, authv1alpha1.IndexRoles, func(o client.Object) []string {
 		return o.(*authv1alpha1.ServiceAccount).Spec.Roles
 	}); err != nil {
 		return err
 	}
-	if err := idx.IndexField(ctx, &authv1alpha1.ServiceAccount{}, IndexClientID, func(o client.Object) []string {
-		return []string{ClientID(o.(*authv1alpha1.ServiceAccount))}
+	if err := idx.IndexField(ctx, &authv1alpha1.ServiceAccount{}, authv1alpha1.IndexClientID, func(o client.Object) []string {
+		return []string{o.(*authv1alpha1.ServiceAccount).EffectiveClientID()}
 	}); err != nil {
 		return err
 	}
-	return idx.IndexField(ctx, &authv1alpha1.ServiceAccount{}, IndexTokenPolicy, func(o client.Object) []string {
+	return idx.IndexField(ctx, &authv1alpha1.ServiceAccount{}, authv1alpha1.IndexTokenPolicy, func(o client.Object) []string {
 		return []string{o.(*authv1alpha1.ServiceAccount).Spec.TokenPolicyRef.Name}
 	})
 }

@@ -14,60 +14,11 @@ import (
 	"github.com/authframework/authframework/internal/credentials"
 )
 
-// Names and keys of the Secrets a ServiceAccount owns.
-const (
-	// CredentialsSecretSuffix: <account>-credentials, for the workload, with
-	// client_id and client_secret.
-	CredentialsSecretSuffix = "-credentials"
-	// VerifierSecretSuffix: <account>-client-verifier, for the auth server,
-	// with only hashes of the secrets.
-	VerifierSecretSuffix = "-client-verifier"
-	// TokenSecretSuffix: the default token Secret, <account>-token.
-	TokenSecretSuffix = "-token"
-
-	ClientIDKey     = "client_id"
-	ClientSecretKey = "client_secret"
-	VerifierKey     = "verifier.json"
-	TokenKey        = "token"
-
-	// LabelSecretRole says what an operator-owned Secret is for, so the auth
-	// server can watch only verifiers and keys, never plaintext secrets.
-	LabelSecretRole = "auth.authframework.dev/secret-role"
-	// LabelServiceAccount names the account that owns a Secret.
-	LabelServiceAccount = "auth.authframework.dev/service-account"
-
-	SecretRoleCredentials = "client-credentials"
-	SecretRoleVerifier    = "client-verifier"
-	SecretRoleToken       = "access-token"
-	SecretRoleSigningKeys = "signing-keys"
-
-	// AnnotationClaimsHash on a token Secret fingerprints the claims the token
-	// was minted with, so a change of roles or audience re-mints it.
-	AnnotationClaimsHash = "auth.authframework.dev/claims-hash"
-	// AnnotationTokenExpires and AnnotationTokenRefresh on a token Secret say
-	// when the token expires and when it will be replaced.
-	AnnotationTokenExpires = "auth.authframework.dev/expires-at"
-	AnnotationTokenRefresh = "auth.authframework.dev/refresh-at"
-	// AnnotationVerifierCopy on a credentials Secret is a copy of the
-	// verifier (hashes only), so a lost verifier Secret is rebuilt with
-	// every secret that worked still working.
-	AnnotationVerifierCopy = "auth.authframework.dev/verifier"
-)
-
-// ClientID is the account's OAuth2 client id: spec.clientID, else
-// <namespace>.<name>.
-func ClientID(sa *authv1alpha1.ServiceAccount) string {
-	if sa.Spec.ClientID != "" {
-		return sa.Spec.ClientID
-	}
-	return sa.Namespace + "." + sa.Name
-}
-
 func tokenSecretName(sa *authv1alpha1.ServiceAccount) string {
 	if sa.Spec.TokenSecret != nil && sa.Spec.TokenSecret.SecretName != "" {
 		return sa.Spec.TokenSecret.SecretName
 	}
-	return sa.Name + TokenSecretSuffix
+	return sa.Name + authv1alpha1.TokenSecretSuffix
 }
 
 // secretStateFromStatus reads the client secret schedule from status.
@@ -100,9 +51,9 @@ func ownedSecret(sa *authv1alpha1.ServiceAccount, name, role string) *corev1.Sec
 			Namespace: sa.Namespace,
 			Name:      name,
 			Labels: map[string]string{
-				authv1alpha1.LabelManagedBy: authv1alpha1.ManagedByValue,
-				LabelSecretRole:             role,
-				LabelServiceAccount:         sa.Name,
+				authv1alpha1.LabelManagedBy:      authv1alpha1.ManagedByValue,
+				authv1alpha1.LabelSecretRole:     role,
+				authv1alpha1.LabelServiceAccount: sa.Name,
 			},
 		},
 		Type: corev1.SecretTypeOpaque,

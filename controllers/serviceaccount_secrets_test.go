@@ -45,11 +45,11 @@ func TestSecretFaultReason(t *testing.T) {
 func TestClientIDAndTokenSecretName(t *testing.T) {
 	sa := &authv1alpha1.ServiceAccount{}
 	sa.Namespace, sa.Name = "team", "billing"
-	if got := ClientID(sa); got != "team.billing" {
+	if got := sa.EffectiveClientID(); got != "team.billing" {
 		t.Errorf("default client id %q", got)
 	}
 	sa.Spec.ClientID = "billing-prod"
-	if got := ClientID(sa); got != "billing-prod" {
+	if got := sa.EffectiveClientID(); got != "billing-prod" {
 		t.Errorf("explicit client id %q", got)
 	}
 	if got := tokenSecretName(sa); got != "billing-token" {

@@ -25,7 +25,7 @@ func fullTokenSize(sa *authv1alpha1.ServiceAccount, p *authv1alpha1.TokenPolicy,
 		rsaBits = int(*p.Spec.RSAKeyBits)
 	}
 	alg := jose.SignatureAlgorithm(p.Spec.Algorithm)
-	id := ClientID(sa)
+	id := sa.EffectiveClientID()
 	return token.EncodedSize(p.Spec.Issuer, p.Spec.AccessTokenTTL.Duration, alg, fmt.Sprintf("%0*d", keys.KeyIDLength, 0),
 		keys.SignatureSize(alg, rsaBits), token.Request{
 			Subject: id, ClientID: id, Audience: audience, ID: fmt.Sprintf("%032d", 0), Permissions: perms, Roles: roles,

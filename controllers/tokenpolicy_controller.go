@@ -31,15 +31,6 @@ import (
 	"github.com/authframework/authframework/internal/rotation"
 )
 
-const (
-	// KeySecretSuffix names a policy's key Secret: <policy>-signing-keys.
-	KeySecretSuffix = "-signing-keys"
-	// KeySetDataKey is the Secret key holding the private JWKS.
-	KeySetDataKey = "jwks.json"
-	// LabelTokenPolicy on a key Secret names its policy, for the auth server.
-	LabelTokenPolicy = "auth.authframework.dev/token-policy"
-)
-
 // TokenPolicyReconciler keeps each TokenPolicy's signing keys: a Secret with
 // the private key set, rotated on the schedule internal/rotation decides, and
 // status that lists every key with its times.
@@ -153,14 +144,14 @@ func (r *TokenPolicyReconciler) decide(in rotation.Input, policy *authv1alpha1.T
 // what the controller holds.
 func (r *TokenPolicyReconciler) readKeySecret(ctx context.Context, policy *authv1alpha1.TokenPolicy) (*corev1.Secret, map[string]keys.Key, error) {
 	var secret corev1.Secret
-	key := types.NamespacedName{Namespace: policy.Namespace, Name: policy.Name + KeySecretSuffix}
+	key := types.NamespacedName{Namespace: policy.Namespace, Name: policy.Name + authv1alpha1.KeySecretSuffix}
 	if err := r.Get(ctx, key, &secret); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, nil, nil
 		}
 		return nil, nil, err
 	}
-	parsed, err := keys.ParsePrivate(secret.Data[KeySetDataKey])
+	parsed, err := keys.ParsePrivate(secret.Data[authv1alpha1.KeySetDataKey])
 	if err != nil {
 		log.FromContext(ctx).Info("key Secret is damaged; restoring it from held keys", "secret", key.Name, "reason", err.Error())
 		return &secret, nil, nil
@@ -179,8 +170,8 @@ func (r *TokenPolicyReconciler) writeKeySecret(ctx context.Context, policy *auth
 		return err
 	}
 	if secret == nil {
-		secret = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: policy.Namespace, Name: policy.Name + KeySecretSuffix}}
-	} else if bytes.Equal(secret.Data[KeySetDataKey], data) && secret.Labels[authv1alpha1.LabelManagedBy] == authv1alpha1.ManagedByValue {
+		secret = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: policy.Namespace, Name: policy.Name + authv1alpha1.KeySecretSuffix}}
+	} else if bytes.Equal(secret.Data[authv1alpha1.KeySetDataKey], data) && secret.Labels[authv1alpha1.LabelManagedBy] == authv1alpha1.ManagedByValue {
 		return nil
 	}
 	secret = secret.DeepCopy()
@@ -188,10 +179,10 @@ func (r *TokenPolicyReconciler) writeKeySecret(ctx context.Context, policy *auth
 		secret.Labels = map[string]string{}
 	}
 	secret.Labels[authv1alpha1.LabelManagedBy] = authv1alpha1.ManagedByValue
-	secret.Labels[LabelTokenPolicy] = policy.Name
-	secret.Labels[LabelSecretRole] = SecretRoleSigningKeys
+	secret.Labels[authv1alpha1.LabelTokenPolicy] = policy.Name
+	secret.Labels[authv1alpha1.LabelSecretRole] = authv1alpha1.SecretRoleSigningKeys
 	secret.Type = corev1.SecretTypeOpaque
-	secret.Data = map[string][]byte{KeySetDataKey: data}
+	secret.Data = map[string][]byte{authv1alpha1.KeySetDataKey: data}
 	if err := controllerutil.SetControllerReference(policy, secret, r.Scheme()); err != nil {
 		return err
 	}
@@ -243,7 +234,7 @@ func (r *TokenPolicyReconciler) updateStatus(ctx context.Context, policy *authv1
 		st.ActiveKeyID = a.ID
 	}
 	st.NextRotationTime = metaTimeOf(nextRotation(result.Keys))
-	st.KeySecretName = policy.Name + KeySecretSuffix
+	st.KeySecretName = policy.Name + authv1alpha1.KeySecretSuffix
 	if rotateRequest != "" {
 		st.LastRotateRequest = rotateRequest
 	}

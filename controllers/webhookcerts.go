@@ -71,7 +71,7 @@ func (r *WebhookCertReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (
 		}
 		log.FromContext(ctx).Info("issued webhook certificates", "newCA", d.NewCA, "renewAt", d.Next)
 		secret.ObjectMeta = metav1.ObjectMeta{Namespace: r.Secret.Namespace, Name: r.Secret.Name, ResourceVersion: secret.ResourceVersion,
-			Labels: map[string]string{authv1alpha1.LabelManagedBy: authv1alpha1.ManagedByValue, LabelSecretRole: SecretRoleWebhookCerts}}
+			Labels: map[string]string{authv1alpha1.LabelManagedBy: authv1alpha1.ManagedByValue, authv1alpha1.LabelSecretRole: SecretRoleWebhookCerts}}
 		secret.Type = corev1.SecretTypeTLS
 		secret.Data = map[string][]byte{CACertKey: b.CACert, CAKeyKey: b.CAKey, corev1.TLSCertKey: b.Cert, corev1.TLSPrivateKeyKey: b.Key}
 		if len(b.PreviousCA) > 0 {

@@ -17,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
-	"github.com/authframework/authframework/controllers"
 	"github.com/authframework/authframework/webhook/auth"
 )
 
@@ -100,8 +99,8 @@ func TestAuthServerFlow(t *testing.T) {
 
 	// The workload reads its credentials Secret and uses a standard client.
 	cc := clientcredentials.Config{
-		ClientID:       secretData(t, ns, "billing"+controllers.CredentialsSecretSuffix, controllers.ClientIDKey),
-		ClientSecret:   secretData(t, ns, "billing"+controllers.CredentialsSecretSuffix, controllers.ClientSecretKey),
+		ClientID:       secretData(t, ns, "billing"+authv1alpha1.CredentialsSecretSuffix, authv1alpha1.ClientIDKey),
+		ClientSecret:   secretData(t, ns, "billing"+authv1alpha1.CredentialsSecretSuffix, authv1alpha1.ClientSecretKey),
 		TokenURL:       r1.url + "/token",
 		Scopes:         []string{"orders:read"},
 		EndpointParams: url.Values{"audience": {"orders-api"}},

@@ -128,7 +128,7 @@ func TestAuthServerPermissions(t *testing.T) {
 	}
 	eventually(t, "the revocation is written as the server's ServiceAccount", func() error {
 		var cms corev1.ConfigMapList
-		if err := k8sClient.List(ctx, &cms, client.InNamespace(trustedNamespace), client.MatchingLabels{auth.LabelRevocations: "true"}); err != nil {
+		if err := k8sClient.List(ctx, &cms, client.InNamespace(trustedNamespace), client.MatchingLabels{authv1alpha1.LabelRevocations: "true"}); err != nil {
 			return err
 		}
 		for _, cm := range cms.Items {

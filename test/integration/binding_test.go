@@ -15,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
-	"github.com/authframework/authframework/controllers"
 	"github.com/authframework/authframework/webhook/auth"
 )
 
@@ -50,8 +49,8 @@ func TestRecreatedAccountDoesNotInheritTokens(t *testing.T) {
 	}
 	first := create("orders-reader")
 	oldCreds := clientcredentials.Config{
-		ClientID:     secretData(t, ns, "billing"+controllers.CredentialsSecretSuffix, controllers.ClientIDKey),
-		ClientSecret: secretData(t, ns, "billing"+controllers.CredentialsSecretSuffix, controllers.ClientSecretKey),
+		ClientID:     secretData(t, ns, "billing"+authv1alpha1.CredentialsSecretSuffix, authv1alpha1.ClientIDKey),
+		ClientSecret: secretData(t, ns, "billing"+authv1alpha1.CredentialsSecretSuffix, authv1alpha1.ClientSecretKey),
 		TokenURL:     r.url + "/token",
 	}
 	var old string
@@ -88,8 +87,8 @@ func TestRecreatedAccountDoesNotInheritTokens(t *testing.T) {
 	var fresh clientcredentials.Config
 	eventually(t, "the second billing's own credentials work", func() (err error) {
 		fresh = clientcredentials.Config{
-			ClientID:     secretData(t, ns, "billing"+controllers.CredentialsSecretSuffix, controllers.ClientIDKey),
-			ClientSecret: secretData(t, ns, "billing"+controllers.CredentialsSecretSuffix, controllers.ClientSecretKey),
+			ClientID:     secretData(t, ns, "billing"+authv1alpha1.CredentialsSecretSuffix, authv1alpha1.ClientIDKey),
+			ClientSecret: secretData(t, ns, "billing"+authv1alpha1.CredentialsSecretSuffix, authv1alpha1.ClientSecretKey),
 			TokenURL:     r.url + "/token",
 		}
 		if fresh.ClientSecret == oldCreds.ClientSecret {
@@ -142,8 +141,8 @@ func TestTokenSizeBoundIsAnnounced(t *testing.T) {
 	}
 	t.Logf("TokenIssuable: %s", meta.FindStatusCondition(sa.Status.Conditions, authv1alpha1.ConditionTokenIssuable).Message)
 	cc := clientcredentials.Config{
-		ClientID:     secretData(t, ns, "wide"+controllers.CredentialsSecretSuffix, controllers.ClientIDKey),
-		ClientSecret: secretData(t, ns, "wide"+controllers.CredentialsSecretSuffix, controllers.ClientSecretKey),
+		ClientID:     secretData(t, ns, "wide"+authv1alpha1.CredentialsSecretSuffix, authv1alpha1.ClientIDKey),
+		ClientSecret: secretData(t, ns, "wide"+authv1alpha1.CredentialsSecretSuffix, authv1alpha1.ClientSecretKey),
 		TokenURL:     r.url + "/token",
 	}
 	eventually(t, "/token without scope refused as invalid_scope", func() error {

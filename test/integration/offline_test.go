@@ -95,10 +95,10 @@ func TestValidationSurvivesTheAPIServer(t *testing.T) {
 		return nil
 	})
 	var creds corev1.Secret
-	if err := cl.Get(ctx, types.NamespacedName{Namespace: "default", Name: "c" + controllers.CredentialsSecretSuffix}, &creds); err != nil {
+	if err := cl.Get(ctx, types.NamespacedName{Namespace: "default", Name: "c" + authv1alpha1.CredentialsSecretSuffix}, &creds); err != nil {
 		t.Fatal(err)
 	}
-	secret = string(creds.Data[controllers.ClientSecretKey])
+	secret = string(creds.Data[authv1alpha1.ClientSecretKey])
 	var tok string
 	eventually(t, "a token", func() error {
 		form := url.Values{"grant_type": {"client_credentials"}}

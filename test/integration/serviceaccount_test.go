@@ -18,7 +18,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
-	"github.com/authframework/authframework/controllers"
 	"github.com/authframework/authframework/internal/credentials"
 	"github.com/authframework/authframework/internal/keys"
 	"github.com/authframework/authframework/internal/token"
@@ -93,7 +92,7 @@ func secretData(t *testing.T, ns, name, key string) string {
 func verifier(t *testing.T, ns, account string) credentials.Verifier {
 	t.Helper()
 	var v credentials.Verifier
-	if err := json.Unmarshal([]byte(secretData(t, ns, account+controllers.VerifierSecretSuffix, controllers.VerifierKey)), &v); err != nil {
+	if err := json.Unmarshal([]byte(secretData(t, ns, account+authv1alpha1.VerifierSecretSuffix, authv1alpha1.VerifierKey)), &v); err != nil {
 		t.Fatal(err)
 	}
 	return v
@@ -195,15 +194,15 @@ func TestClientSecretRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitAccount(t, key, "ready", ready)
-	old := secretData(t, ns, "billing-credentials", controllers.ClientSecretKey)
-	if len(old) != 43 || secretData(t, ns, "billing-credentials", controllers.ClientIDKey) != ns+".billing" {
+	old := secretData(t, ns, "billing-credentials", authv1alpha1.ClientSecretKey)
+	if len(old) != 43 || secretData(t, ns, "billing-credentials", authv1alpha1.ClientIDKey) != ns+".billing" {
 		t.Fatalf("credentials Secret: secret of %d chars", len(old))
 	}
 	if !verifier(t, ns, "billing").Check(old, fakeClock.Now()) {
 		t.Fatal("the verifier does not accept the secret")
 	}
 	// The verifier Secret holds no plaintext.
-	if raw := secretData(t, ns, "billing-client-verifier", controllers.VerifierKey); strings.Contains(raw, old) {
+	if raw := secretData(t, ns, "billing-client-verifier", authv1alpha1.VerifierKey); strings.Contains(raw, old) {
 		t.Fatal("the verifier Secret contains the plaintext secret")
 	}
 
@@ -214,7 +213,7 @@ func TestClientSecretRotation(t *testing.T) {
 		}
 		return nil
 	})
-	fresh := secretData(t, ns, "billing-credentials", controllers.ClientSecretKey)
+	fresh := secretData(t, ns, "billing-credentials", authv1alpha1.ClientSecretKey)
 	if fresh == old {
 		t.Fatal("rotation did not change the secret")
 	}
@@ -248,7 +247,7 @@ func TestClientSecretRotation(t *testing.T) {
 		}
 		return nil
 	})
-	third := secretData(t, ns, "billing-credentials", controllers.ClientSecretKey)
+	third := secretData(t, ns, "billing-credentials", authv1alpha1.ClientSecretKey)
 	annotateAccount(t, key, authv1alpha1.AnnotationRevokePreviousSecret, "compromised")
 	waitAccount(t, key, "previous revoked", func(sa *authv1alpha1.ServiceAccount) error {
 		if sa.Status.LastRevokeRequest != "compromised" || sa.Status.PreviousSecretExpiresAt != nil {
@@ -281,10 +280,10 @@ func replacedSecret(t *testing.T, ns, account string, old ...string) string {
 	var got string
 	eventually(t, "a new client secret", func() error {
 		var s corev1.Secret
-		if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: account + controllers.CredentialsSecretSuffix}, &s); err != nil {
+		if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: account + authv1alpha1.CredentialsSecretSuffix}, &s); err != nil {
 			return err
 		}
-		got = string(s.Data[controllers.ClientSecretKey])
+		got = string(s.Data[authv1alpha1.ClientSecretKey])
 		if got == "" || slices.Contains(old, got) {
 			return fmt.Errorf("client secret not replaced yet")
 		}
@@ -309,8 +308,8 @@ func TestLostCredentialsKeepWorking(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitAccount(t, key, "ready", ready)
-	credsName := key.Name + controllers.CredentialsSecretSuffix
-	first := secretData(t, ns, credsName, controllers.ClientSecretKey)
+	credsName := key.Name + authv1alpha1.CredentialsSecretSuffix
+	first := secretData(t, ns, credsName, authv1alpha1.ClientSecretKey)
 
 	// A rotation: first works for 2h.
 	annotateAccount(t, key, authv1alpha1.AnnotationRotate, "r1")
@@ -351,14 +350,14 @@ func TestLostCredentialsKeepWorking(t *testing.T) {
 	if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: credsName}, &s); err != nil {
 		t.Fatal(err)
 	}
-	update(t, &s, func() { delete(s.Data, controllers.ClientSecretKey) })
+	update(t, &s, func() { delete(s.Data, authv1alpha1.ClientSecretKey) })
 	fourth := replacedSecret(t, ns, key.Name, first, second, third)
 	removedAt := fakeClock.Now().Truncate(time.Second)
 
 	// The verifier Secret is deleted: it is rebuilt from the credentials
 	// Secret with every hash it held.
 	var vs corev1.Secret
-	if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: key.Name + controllers.VerifierSecretSuffix}, &vs); err != nil {
+	if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: key.Name + authv1alpha1.VerifierSecretSuffix}, &vs); err != nil {
 		t.Fatal(err)
 	}
 	if err := k8sClient.Delete(context.Background(), &vs); err != nil {
@@ -366,7 +365,7 @@ func TestLostCredentialsKeepWorking(t *testing.T) {
 	}
 	eventually(t, "verifier rebuilt", func() error {
 		var got corev1.Secret
-		if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: key.Name + controllers.VerifierSecretSuffix}, &got); err != nil {
+		if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: key.Name + authv1alpha1.VerifierSecretSuffix}, &got); err != nil {
 			return err
 		}
 		if got.UID == vs.UID {
@@ -381,7 +380,7 @@ func TestLostCredentialsKeepWorking(t *testing.T) {
 		}
 		return nil
 	})
-	if secretData(t, ns, credsName, controllers.ClientSecretKey) != fourth {
+	if secretData(t, ns, credsName, authv1alpha1.ClientSecretKey) != fourth {
 		t.Fatal("rebuilding the verifier replaced the workload's secret")
 	}
 	now = fakeClock.Now()
@@ -457,7 +456,7 @@ func TestTokenSecret(t *testing.T) {
 		}
 		return ready(sa)
 	})
-	first := secretData(t, ns, "sync-token", controllers.TokenKey)
+	first := secretData(t, ns, "sync-token", authv1alpha1.TokenKey)
 	claims := verifyWithPolicy(t, policy, first)
 	if claims.ClientID != ns+".sync" || !slices.Equal(claims.Permissions, []string{"inventory:read"}) || claims.Audience[0] != "inventory-api" || claims.Namespace != ns {
 		t.Errorf("token claims %+v", claims)
@@ -476,7 +475,7 @@ func TestTokenSecret(t *testing.T) {
 		}
 		return nil
 	})
-	second := secretData(t, ns, "sync-token", controllers.TokenKey)
+	second := secretData(t, ns, "sync-token", authv1alpha1.TokenKey)
 	if second == first || !fakeClock.Now().Before(exp) {
 		t.Errorf("re-mint: same token or written after the old one expired")
 	}
@@ -508,16 +507,16 @@ func TestTokenSecret(t *testing.T) {
 		}
 		return nil
 	})
-	verifyWithPolicy(t, policy, secretData(t, ns, "sync-token", controllers.TokenKey))
+	verifyWithPolicy(t, policy, secretData(t, ns, "sync-token", authv1alpha1.TokenKey))
 	fakeClock.SetTime(getAccount(t, key).Status.TokenRefreshAt.Time)
 	pokeAccount(t, key)
 	waitAccount(t, key, "re-minted with the new key", func(sa *authv1alpha1.ServiceAccount) error {
-		if kidOf(t, secretData(t, ns, "sync-token", controllers.TokenKey)) != newKid {
+		if kidOf(t, secretData(t, ns, "sync-token", authv1alpha1.TokenKey)) != newKid {
 			return fmt.Errorf("token not signed by %s yet", newKid)
 		}
 		return nil
 	})
-	verifyWithPolicy(t, policy, secretData(t, ns, "sync-token", controllers.TokenKey))
+	verifyWithPolicy(t, policy, secretData(t, ns, "sync-token", authv1alpha1.TokenKey))
 
 	// Asking for permissions the roles do not grant is refused with a reason.
 	sa = getAccount(t, key)
@@ -623,7 +622,7 @@ func TestThousandServiceAccounts(t *testing.T) {
 func verifyWithPolicy(t *testing.T, policy types.NamespacedName, raw string) *token.Claims {
 	t.Helper()
 	p := getPolicy(t, policy)
-	ks, err := keys.ParsePrivate([]byte(secretData(t, policy.Namespace, policy.Name+controllers.KeySecretSuffix, controllers.KeySetDataKey)))
+	ks, err := keys.ParsePrivate([]byte(secretData(t, policy.Namespace, policy.Name+authv1alpha1.KeySecretSuffix, authv1alpha1.KeySetDataKey)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,10 +66,10 @@ func getPolicy(t *testing.T, key types.NamespacedName) *authv1alpha1.TokenPolicy
 // secretKids reads the key ids in the policy's key Secret.
 func secretKids(key types.NamespacedName) ([]string, error) {
 	var s corev1.Secret
-	if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: key.Namespace, Name: key.Name + controllers.KeySecretSuffix}, &s); err != nil {
+	if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: key.Namespace, Name: key.Name + authv1alpha1.KeySecretSuffix}, &s); err != nil {
 		return nil, err
 	}
-	ks, err := keys.ParsePrivate(s.Data[controllers.KeySetDataKey])
+	ks, err := keys.ParsePrivate(s.Data[authv1alpha1.KeySetDataKey])
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +134,7 @@ func TestTokenPolicyKeysRotate(t *testing.T) {
 		return nil
 	})
 	first := p.Status.ActiveKeyID
-	if p.Status.ObservedGeneration != p.Generation || p.Status.KeySecretName != key.Name+controllers.KeySecretSuffix {
+	if p.Status.ObservedGeneration != p.Generation || p.Status.KeySecretName != key.Name+authv1alpha1.KeySecretSuffix {
 		t.Errorf("status: observedGeneration %d (generation %d), secret %q", p.Status.ObservedGeneration, p.Generation, p.Status.KeySecretName)
 	}
 	k0 := p.Status.Keys[0]
@@ -215,7 +215,7 @@ func TestTokenPolicyKeysRotate(t *testing.T) {
 
 	// 4. A deleted Secret comes back with the same keys.
 	before := publishedKids(getPolicy(t, key))
-	if err := k8sClient.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: key.Name + controllers.KeySecretSuffix}}); err != nil {
+	if err := k8sClient.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: key.Name + authv1alpha1.KeySecretSuffix}}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "Secret restored with the same keys", func() error {
@@ -300,7 +300,7 @@ func TestTokenPolicyKeysLost(t *testing.T) {
 	old := p.Status.ActiveKeyID
 
 	ctrls.TokenPolicy.Material.Forget(key)
-	if err := k8sClient.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: key.Name + controllers.KeySecretSuffix}}); err != nil {
+	if err := k8sClient.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: key.Name + authv1alpha1.KeySecretSuffix}}); err != nil {
 		t.Fatal(err)
 	}
 	p = waitFor(t, key, "new key after loss", func(p *authv1alpha1.TokenPolicy) error {
@@ -403,10 +403,10 @@ func setAnnotation(t *testing.T, key types.NamespacedName, name, value string) {
 func damage(t *testing.T, key types.NamespacedName) {
 	t.Helper()
 	var s corev1.Secret
-	if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: key.Namespace, Name: key.Name + controllers.KeySecretSuffix}, &s); err != nil {
+	if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: key.Namespace, Name: key.Name + authv1alpha1.KeySecretSuffix}, &s); err != nil {
 		t.Fatal(err)
 	}
-	s.Data[controllers.KeySetDataKey] = []byte(`{"keys":[{"kty":"EC","crv":"P-256"}]}`)
+	s.Data[authv1alpha1.KeySetDataKey] = []byte(`{"keys":[{"kty":"EC","crv":"P-256"}]}`)
 	if err := k8sClient.Update(context.Background(), &s); err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
-	"github.com/authframework/authframework/controllers"
 	"github.com/authframework/authframework/internal/authz"
 )
 
@@ -68,7 +67,7 @@ type ServiceAccountDefaulter struct{}
 // Default implements admission.Defaulter.
 func (*ServiceAccountDefaulter) Default(_ context.Context, sa *authv1alpha1.ServiceAccount) error {
 	if sa.Spec.ClientID == "" && sa.Name != "" && sa.Namespace != "" {
-		sa.Spec.ClientID = controllers.ClientID(sa)
+		sa.Spec.ClientID = sa.EffectiveClientID()
 	}
 	return nil
 }
@@ -97,9 +96,9 @@ func (v *ServiceAccountValidator) ValidateDelete(context.Context, *authv1alpha1.
 
 func (v *ServiceAccountValidator) validate(ctx context.Context, sa *authv1alpha1.ServiceAccount) (admission.Warnings, error) {
 	var errs field.ErrorList
-	id := controllers.ClientID(sa)
+	id := sa.EffectiveClientID()
 	var others authv1alpha1.ServiceAccountList
-	if err := v.Reader.List(ctx, &others, client.MatchingFields{controllers.IndexClientID: id}); err != nil {
+	if err := v.Reader.List(ctx, &others, client.MatchingFields{authv1alpha1.IndexClientID: id}); err != nil {
 		return nil, apierrors.NewInternalError(fmt.Errorf("looking up client ids: %w", err))
 	}
 	for _, o := range others.Items {
@@ -159,7 +158,7 @@ func (v *TokenPolicyValidator) ValidateUpdate(ctx context.Context, old, p *authv
 			continue
 		}
 		var users authv1alpha1.ServiceAccountList
-		if err := v.Reader.List(ctx, &users, client.InNamespace(p.Namespace), client.MatchingFields{controllers.IndexTokenPolicy: p.Name}); err != nil {
+		if err := v.Reader.List(ctx, &users, client.InNamespace(p.Namespace), client.MatchingFields{authv1alpha1.IndexTokenPolicy: p.Name}); err != nil {
 			return nil, apierrors.NewInternalError(err)
 		}
 		for _, sa := range users.Items {
@@ -220,7 +219,7 @@ func (v *RoleValidator) ValidateDelete(context.Context, *authv1alpha1.Role) (adm
 }
 
 func (v *RoleValidator) validate(r *authv1alpha1.Role) (admission.Warnings, error) {
-	problems, warnings := authz.Lint(r.Spec.Permissions, controllers.RoutesOf(r))
+	problems, warnings := authz.Lint(r.Spec.Permissions, authz.RoutesOf(r))
 	var errs field.ErrorList
 	for _, p := range problems {
 		errs = append(errs, field.Invalid(field.NewPath("spec", "routes"), "", p))

@@ -21,13 +21,10 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
-	"github.com/authframework/authframework/controllers"
+	"github.com/authframework/authframework/internal/authz"
 	"github.com/authframework/authframework/internal/credentials"
 	"github.com/authframework/authframework/internal/keys"
 )
-
-// LabelRevocations marks the ConfigMaps that hold revoked token ids.
-const LabelRevocations = "auth.authframework.dev/revocations"
 
 // Feed keeps a Store current from informers: TokenPolicies, their key
 // Secrets, ServiceAccounts, their verifier Secrets (hashes only; the server
@@ -55,8 +52,8 @@ func NewFeed(cfg *rest.Config, scheme *runtime.Scheme, store *Store, o FeedOptio
 	}
 	namespaces := o.Namespaces
 	managed, _ := labels.NewRequirement(authv1alpha1.LabelManagedBy, selection.Equals, []string{authv1alpha1.ManagedByValue})
-	roles, _ := labels.NewRequirement(controllers.LabelSecretRole, selection.In, []string{controllers.SecretRoleSigningKeys, controllers.SecretRoleVerifier})
-	revocations, _ := labels.NewRequirement(LabelRevocations, selection.Equals, []string{"true"})
+	roles, _ := labels.NewRequirement(authv1alpha1.LabelSecretRole, selection.In, []string{authv1alpha1.SecretRoleSigningKeys, authv1alpha1.SecretRoleVerifier})
+	revocations, _ := labels.NewRequirement(authv1alpha1.LabelRevocations, selection.Equals, []string{"true"})
 	opts := cache.Options{
 		Scheme: scheme,
 		ByObject: map[client.Object]cache.ByObject{
@@ -186,7 +183,7 @@ func (f *Feed) setRole(o any) {
 	if !ok {
 		return
 	}
-	f.store.SetRole(client.ObjectKeyFromObject(r), controllers.RoutesOf(r))
+	f.store.SetRole(client.ObjectKeyFromObject(r), authz.RoutesOf(r))
 }
 
 func (f *Feed) setSecret(o any) {
@@ -194,19 +191,19 @@ func (f *Feed) setSecret(o any) {
 	if !ok {
 		return
 	}
-	switch s.Labels[controllers.LabelSecretRole] {
-	case controllers.SecretRoleSigningKeys:
-		ks, err := keys.ParsePrivate(s.Data[controllers.KeySetDataKey])
+	switch s.Labels[authv1alpha1.LabelSecretRole] {
+	case authv1alpha1.SecretRoleSigningKeys:
+		ks, err := keys.ParsePrivate(s.Data[authv1alpha1.KeySetDataKey])
 		if err != nil {
 			return // damaged: keep the last good keys; the controller restores them
 		}
-		f.store.SetKeys(types.NamespacedName{Namespace: s.Namespace, Name: s.Labels[controllers.LabelTokenPolicy]}, ks)
-	case controllers.SecretRoleVerifier:
+		f.store.SetKeys(types.NamespacedName{Namespace: s.Namespace, Name: s.Labels[authv1alpha1.LabelTokenPolicy]}, ks)
+	case authv1alpha1.SecretRoleVerifier:
 		var v credentials.Verifier
-		if err := json.Unmarshal(s.Data[controllers.VerifierKey], &v); err != nil || v.Current == "" {
+		if err := json.Unmarshal(s.Data[authv1alpha1.VerifierKey], &v); err != nil || v.Current == "" {
 			return
 		}
-		f.store.SetVerifier(types.NamespacedName{Namespace: s.Namespace, Name: s.Labels[controllers.LabelServiceAccount]}, controllerUID(s), &v)
+		f.store.SetVerifier(types.NamespacedName{Namespace: s.Namespace, Name: s.Labels[authv1alpha1.LabelServiceAccount]}, controllerUID(s), &v)
 	}
 }
 
@@ -218,8 +215,8 @@ func (f *Feed) deleteSecret(o any) {
 	// A deleted key Secret is restored with the same keys by the controller;
 	// the keys stay usable meanwhile. Revoked keys leave through the policy's
 	// status, not here.
-	if s.Labels[controllers.LabelSecretRole] == controllers.SecretRoleVerifier {
-		f.store.SetVerifier(types.NamespacedName{Namespace: s.Namespace, Name: s.Labels[controllers.LabelServiceAccount]}, "", nil)
+	if s.Labels[authv1alpha1.LabelSecretRole] == authv1alpha1.SecretRoleVerifier {
+		f.store.SetVerifier(types.NamespacedName{Namespace: s.Namespace, Name: s.Labels[authv1alpha1.LabelServiceAccount]}, "", nil)
 	}
 }
 

@@ -132,7 +132,7 @@ func (c *ConfigMapRevocations) write(ctx context.Context, shard int, rs []revoca
 		}
 		if create {
 			cm = corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name,
-				Labels: map[string]string{LabelRevocations: "true", authv1alpha1.LabelManagedBy: authv1alpha1.ManagedByValue}}}
+				Labels: map[string]string{authv1alpha1.LabelRevocations: "true", authv1alpha1.LabelManagedBy: authv1alpha1.ManagedByValue}}}
 		}
 		data := map[string]string{}
 		for jti, v := range cm.Data {
