@@ -230,7 +230,7 @@ type ServiceAccountStatus struct {
 // +kubebuilder:printcolumn:name="Policy",type=string,JSONPath=`.spec.tokenPolicyRef.name`
 // +kubebuilder:printcolumn:name="Roles",type=string,JSONPath=`.spec.roles`
 // +kubebuilder:printcolumn:name="Disabled",type=boolean,JSONPath=`.spec.disabled`,priority=1
-// +kubebuilder:printcolumn:name="Next Secret Rotation",type=date,JSONPath=`.status.nextSecretRotation`,priority=1
+// +kubebuilder:printcolumn:name="Next Secret Rotation",type=string,JSONPath=`.status.nextSecretRotation`,priority=1
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type ServiceAccount struct {

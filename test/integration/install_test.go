@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -148,6 +149,24 @@ func TestKubectl(t *testing.T) {
 		out := kubectl(t, "get", "tpol", "orders-platform", "-n", ns)
 		if !strings.Contains(out, p.Status.ActiveKeyID) || !strings.Contains(out, "True") {
 			return fmt.Errorf("`kubectl get tpol` does not show active key %s and Ready:\n%s", p.Status.ActiveKeyID, out)
+		}
+		// A future time reads as a time, not "<invalid>".
+		if p.Status.NextRotationTime == nil || !strings.Contains(out, p.Status.NextRotationTime.UTC().Format(time.RFC3339)) {
+			return fmt.Errorf("`kubectl get tpol` does not show the next rotation %v:\n%s", p.Status.NextRotationTime, out)
+		}
+		return nil
+	})
+	// Every kind's columns, wide, read without "<invalid>" once reconciled.
+	eventually(t, "every column reads well", func() error {
+		for _, kind := range []string{"tpol", "afsa", "afrole", "afserver"} {
+			out := kubectl(t, "get", kind, "-n", ns, "-o", "wide")
+			if strings.Contains(out, "<invalid>") {
+				return fmt.Errorf("`kubectl get %s -o wide` prints <invalid>:\n%s", kind, out)
+			}
+		}
+		out := kubectl(t, "get", "afsa", "billing", "-n", ns, "-o", "wide")
+		if !strings.Contains(out, "NEXT SECRET ROTATION") || !strings.Contains(out, "T") {
+			return fmt.Errorf("`kubectl get afsa -o wide`:\n%s", out)
 		}
 		return nil
 	})
