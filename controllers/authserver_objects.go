@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"strconv"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -60,10 +61,10 @@ func podTemplate(as *authv1alpha1.AuthServer, c rollout.Color, hash string) core
 		"--header-namespace=" + s.ResponseHeaders.Namespace, "--header-client-id=" + s.ResponseHeaders.ClientID,
 		"--header-roles=" + s.ResponseHeaders.Roles, "--header-token-id=" + s.ResponseHeaders.TokenID}
 	if len(s.WatchNamespaces) > 0 {
-		args = append(args, "--watch-namespaces="+joinComma(s.WatchNamespaces))
+		args = append(args, "--watch-namespaces="+strings.Join(s.WatchNamespaces, ","))
 	}
 	if len(s.TrustedProxies) > 0 {
-		args = append(args, "--trusted-proxies="+joinComma(s.TrustedProxies))
+		args = append(args, "--trusted-proxies="+strings.Join(s.TrustedProxies, ","))
 	}
 	args = append(args, s.Args...)
 	probe := func(path string) *corev1.Probe {
@@ -90,17 +91,6 @@ func podTemplate(as *authv1alpha1.AuthServer, c rollout.Color, hash string) core
 			}},
 		},
 	}
-}
-
-func joinComma(xs []string) string {
-	out := ""
-	for i, x := range xs {
-		if i > 0 {
-			out += ","
-		}
-		out += x
-	}
-	return out
 }
 
 // service selects one color of the auth server.

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"k8s.io/utils/ptr"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -156,8 +157,6 @@ func (r *WebhookCertReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Secret{}, one, named(r.Secret.Name)).
 		Watches(&admissionregistrationv1.ValidatingWebhookConfiguration{}, one, named(r.ValidatingConfig)).
 		Watches(&admissionregistrationv1.MutatingWebhookConfiguration{}, one, named(r.MutatingConfig)).
-		WithOptions(controller.Options{NeedLeaderElection: ptrTo(false)}).
+		WithOptions(controller.Options{NeedLeaderElection: ptr.To(false)}).
 		Complete(r)
 }
-
-func ptrTo[T any](v T) *T { return &v }

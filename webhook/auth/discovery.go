@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -50,10 +51,10 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	base := serverBase(r)
+	base := serverBase(r, s.opts.TrustedProxies)
 	algs := []string{string(p.Algorithm)}
 	for _, k := range p.Published {
-		if a := string(k.Algorithm); !contains(algs, a) {
+		if a := string(k.Algorithm); !slices.Contains(algs, a) {
 			algs = append(algs, a)
 		}
 	}
@@ -66,9 +67,10 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 		IntrospectionEndpoint:             base + "/introspect",
 		GrantTypesSupported:               []string{"client_credentials"},
 		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post"},
-		ResponseTypesSupported:            []string{"token"},
-		SubjectTypesSupported:             []string{"public"},
-		IDTokenSigningAlgValuesSupported:  algs,
+		// No authorization endpoint, so no response type (RFC 8414 §2).
+		ResponseTypesSupported:           []string{},
+		SubjectTypesSupported:            []string{"public"},
+		IDTokenSigningAlgValuesSupported: algs,
 	})
 }
 
@@ -88,27 +90,23 @@ func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 }
 
 // serverBase is the URL the caller reached us at, for endpoint URLs in
-// discovery: the forwarded proto and host when a proxy sets them.
-func serverBase(r *http.Request) string {
+// discovery: the forwarded proto and host when a trusted proxy sets them.
+// From anyone else they are ignored: the document is cacheable (public,
+// max-age), and a client's X-Forwarded-Host must not put its own jwks_uri
+// into a shared cache.
+func serverBase(r *http.Request, trusted []netip.Prefix) string {
 	proto := "http"
 	if r.TLS != nil {
 		proto = "https"
 	}
-	if fp := r.Header.Get("X-Forwarded-Proto"); fp == "https" || fp == "http" {
-		proto = fp
-	}
 	host := r.Host
-	if fh := r.Header.Get("X-Forwarded-Host"); fh != "" && !strings.ContainsAny(fh, "/ ") {
-		host = fh
-	}
-	return proto + "://" + host
-}
-
-func contains(xs []string, x string) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
+	if peer := parseHop(r.RemoteAddr); peer.IsValid() && isTrusted(peer, trusted) {
+		if fp := r.Header.Get("X-Forwarded-Proto"); fp == "https" || fp == "http" {
+			proto = fp
+		}
+		if fh := r.Header.Get("X-Forwarded-Host"); fh != "" && !strings.ContainsAny(fh, "/ \\@?#") {
+			host = fh
 		}
 	}
-	return false
+	return proto + "://" + host
 }

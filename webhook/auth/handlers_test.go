@@ -2,6 +2,7 @@ package auth
 
 import (
 	"encoding/json"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
@@ -364,6 +365,26 @@ func TestDiscoveryAndJWKS(t *testing.T) {
 	}
 	if w := f.do("GET", "/issuers/team/nope/jwks.json", nil, nil); w.Code != 404 {
 		t.Errorf("unknown issuer: %d", w.Code)
+	}
+	// Discovery advertises only what the server does: no authorization
+	// endpoint, so no response type.
+	if len(d.ResponseTypesSupported) != 0 || d.GrantTypesSupported[0] != "client_credentials" {
+		t.Errorf("discovery advertises %v / %v", d.ResponseTypesSupported, d.GrantTypesSupported)
+	}
+	// X-Forwarded-Host and -Proto are a trusted proxy's word only: a
+	// client's would put its own jwks_uri into a shared cache.
+	poison := map[string]string{"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"}
+	discover := func() discovery {
+		var d discovery
+		_ = json.Unmarshal(doFrom(f.server, "192.0.2.7:5000", "GET", "/issuers/team/orders/.well-known/openid-configuration", nil, poison).Body.Bytes(), &d)
+		return d
+	}
+	if d := discover(); strings.Contains(d.JWKSURI, "evil.example") || strings.HasPrefix(d.JWKSURI, "https:") {
+		t.Errorf("an untrusted client's forwarded headers reached discovery: %s", d.JWKSURI)
+	}
+	f.server.opts.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
+	if d := discover(); d.JWKSURI != "https://evil.example/issuers/team/orders/jwks.json" {
+		t.Errorf("a trusted proxy's forwarded headers were ignored: %s", d.JWKSURI)
 	}
 }
 
