@@ -16,7 +16,7 @@ type RoleSpec struct {
 
 	// Permissions are colon-separated names such as `orders:read`. A final `*`
 	// segment matches anything below it (`orders:*`); `*` alone matches every
-	// permission. Tokens carry them in the `permissions` claim and as `scope`.
+	// permission. Tokens carry them in the `scope` claim (RFC 9068 §2.2.3).
 	// +kubebuilder:validation:MaxItems=256
 	// +listType=set
 	// +kubebuilder:validation:items:MaxLength=253
@@ -101,7 +101,7 @@ type RoleStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=afrole,categories=authframework
-// +kubebuilder:printcolumn:name="Permissions",type=string,JSONPath=`.spec.permissions`
+// +kubebuilder:printcolumn:name="Permissions",type=string,JSONPath=`.spec.permissions`,priority=1
 // +kubebuilder:printcolumn:name="Accounts",type=integer,JSONPath=`.status.serviceAccountCount`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

@@ -105,6 +105,17 @@ func NewIssuer(url string, ttl time.Duration, key keys.Key, clk clock.PassiveClo
 	return &Issuer{URL: url, TTL: ttl, Key: key, Clock: clk, signer: signer}, nil
 }
 
+// ReservedClaims are the claim names Request.Extra may not set; the
+// ServiceAccount API refuses them in spec.extraClaims (the CEL rule must list
+// the same names; an integration test holds them together).
+func ReservedClaims() []string {
+	out := make([]string, 0, len(reserved))
+	for k := range reserved {
+		out = append(out, k)
+	}
+	return out
+}
+
 // reserved are claim names Extra may not set.
 var reserved = map[string]bool{
 	"iss": true, "sub": true, "aud": true, "exp": true, "nbf": true, "iat": true, "jti": true,

@@ -146,6 +146,14 @@ func TestAdmissionWebhooks(t *testing.T) {
 		}
 	}
 
+	// Deprecated fields that no longer do anything say so.
+	if err := retryUpdate(ctx, cl, p, func() { p.Spec.TokenEndpoint.MaxFailedAttempts = 5 }); err != nil {
+		t.Fatal(err)
+	}
+	if ws := w.take(); !hasWarning(ws, "deprecated and ignored") {
+		t.Errorf("no warning for the deprecated lockout fields among %q", ws)
+	}
+
 	// Role: rules that can never match are refused; redundancy is a warning.
 	err = cl.Create(ctx, &authv1alpha1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dup"}, Spec: authv1alpha1.RoleSpec{
 		Routes: []authv1alpha1.RouteRule{{Paths: []string{"/a"}}, {Paths: []string{"/a"}}}}})

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
+	"github.com/authframework/authframework/internal/token"
 )
 
 // Valid specs that the invalid cases below break one field at a time.
@@ -161,6 +162,22 @@ func TestInvalidObjectsAreRefused(t *testing.T) {
 				t.Errorf("message carries a CEL evaluation error instead of a reason: %s", msg)
 			}
 		})
+	}
+}
+
+// TestEveryReservedClaimIsRefused: the API refuses, in spec.extraClaims,
+// every claim name the issuer reserves — so no account can be created whose
+// tokens cannot be issued.
+func TestEveryReservedClaimIsRefused(t *testing.T) {
+	ns := newNamespace(t)
+	for i, name := range token.ReservedClaims() {
+		obj := object(t, validAccount, "extraClaims: {"+name+": x}")
+		obj.SetNamespace(ns)
+		obj.SetName("reserved-" + itoa(i))
+		err := k8sClient.Create(context.Background(), obj)
+		if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "must not set a registered or framework claim") {
+			t.Errorf("extraClaims.%s: %v", name, err)
+		}
 	}
 }
 

@@ -139,12 +139,12 @@ type TokenPolicyValidator struct{ Reader client.Reader }
 
 // ValidateCreate implements admission.Validator.
 func (v *TokenPolicyValidator) ValidateCreate(_ context.Context, p *authv1alpha1.TokenPolicy) (admission.Warnings, error) {
-	return prePublishWarnings(p), nil
+	return append(prePublishWarnings(p), deprecatedWarnings(p)...), nil
 }
 
 // ValidateUpdate implements admission.Validator.
 func (v *TokenPolicyValidator) ValidateUpdate(ctx context.Context, old, p *authv1alpha1.TokenPolicy) (admission.Warnings, error) {
-	warnings := prePublishWarnings(p)
+	warnings := append(prePublishWarnings(p), deprecatedWarnings(p)...)
 	if old.Spec.Algorithm != p.Spec.Algorithm {
 		warnings = append(warnings, fmt.Sprintf("spec.algorithm: changing %s to %s rolls the keys over through a rotation: a new %s key is published now and signs after the pre-publish lead (%s); tokens signed with the %s key stay valid until they expire",
 			old.Spec.Algorithm, p.Spec.Algorithm, p.Spec.Algorithm, p.Spec.Rotation.PrePublish.Duration, old.Spec.Algorithm))
@@ -188,6 +188,17 @@ func (v *TokenPolicyValidator) ValidateUpdate(ctx context.Context, old, p *authv
 // ValidateDelete implements admission.Validator; DELETE is not sent.
 func (v *TokenPolicyValidator) ValidateDelete(context.Context, *authv1alpha1.TokenPolicy) (admission.Warnings, error) {
 	return nil, nil
+}
+
+// deprecatedWarnings name the fields a policy sets that are ignored now.
+func deprecatedWarnings(p *authv1alpha1.TokenPolicy) admission.Warnings {
+	te := p.Spec.TokenEndpoint
+	if te.MaxFailedAttempts == 0 && te.LockoutWindow.Duration == 0 && te.LockoutDuration.Duration == 0 {
+		return nil
+	}
+	return admission.Warnings{"spec.tokenEndpoint.maxFailedAttempts, lockoutWindow and lockoutDuration are deprecated and ignored: " +
+		"a per-client lockout let anyone who knows a client id lock the real client out; failed authentications are now throttled " +
+		"per source address by the auth server (--failed-auth-per-source, --failed-auth-per-client-source), and a correct secret is never refused"}
 }
 
 func prePublishWarnings(p *authv1alpha1.TokenPolicy) admission.Warnings {

@@ -143,6 +143,7 @@ func FuzzValidate(f *testing.F) {
 		{"/ext-authz;aud=orders-api/api/orders//42?aud=x", "bearer " + tok, "", ""},
 		{"/validate/api", "Bearer x.y.z", "", ""}, {"//validate", "Bearer", "::", "\x00"},
 		{"/validate?routes=1&aud", "Bearer " + tok + "x", "http://h/%zz", "/a"},
+		{"/token", "", "", ""}, {"/nope", "", "", ""},
 	} {
 		f.Add(seed.target, seed.authorization, seed.origURL, seed.fwdURI)
 	}
@@ -162,7 +163,7 @@ func FuzzValidate(f *testing.F) {
 		}
 		w := httptest.NewRecorder()
 		fx.server.ServeHTTP(w, req)
-		checkErrorShape(t, w, false)
+		checkErrorShape(t, w, postOnly[u.Path])
 		if w.Code == http.StatusOK && !strings.Contains(authorization, tok) {
 			t.Fatalf("allowed without our token: %q", authorization)
 		}

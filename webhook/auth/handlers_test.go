@@ -48,6 +48,8 @@ func TestTokenEndpoint(t *testing.T) {
 		{"audience of the policy", with(url.Values{"audience": {"inventory-api"}}), basic(clientID, secret), 200, "", false},
 		{"resource of the policy", with(url.Values{"resource": {"inventory-api"}}), basic(clientID, secret), 200, "", false},
 		{"audience of another tenant", with(url.Values{"audience": {"payments-api"}}), basic(clientID, secret), 400, "invalid_target", false},
+		{"audience and resource agree", with(url.Values{"audience": {"inventory-api"}, "resource": {"inventory-api"}}), basic(clientID, secret), 200, "", false},
+		{"audience and resource disagree", with(url.Values{"audience": {"orders-api"}, "resource": {"inventory-api"}}), basic(clientID, secret), 400, "invalid_target", false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -65,6 +65,7 @@ const (
 	codeMissingRequest     = "missing_original_request"
 	codeBadRequirements    = "invalid_requirements"
 	codeUnsafePath         = "unsafe_path"
+	codeMalformedRequest   = "malformed_original_request"
 )
 
 // readExternalAuth reads the original request and the requirements of an
@@ -90,7 +91,7 @@ func readExternalAuth(sh shape, r *http.Request) (externalAuth, *refusal) {
 		ea.has = err == nil
 	}
 	if err != nil {
-		return ea, &refusal{http.StatusForbidden, codeUnsafePath, "the original request is malformed"}
+		return ea, &refusal{http.StatusForbidden, codeMalformedRequest, malformedMessages[sh]}
 	}
 	if ref := parseRequirements(params, &ea.required); ref != nil {
 		return ea, ref
@@ -109,6 +110,13 @@ var missingRequestMessages = map[shape]string{
 	shapeNginx:   "routes=true needs X-Original-URL and X-Original-Method (ingress-nginx auth-url); Traefik calls " + PathForwardAuth + ", Envoy " + PathExtAuthz,
 	shapeTraefik: "routes=true needs X-Forwarded-Method and X-Forwarded-Uri (Traefik ForwardAuth)",
 	shapeEnvoy:   "routes=true needs the original path after " + PathExtAuthz,
+}
+
+// malformedMessages say what a shape's original request must look like.
+var malformedMessages = map[shape]string{
+	shapeNginx:   "X-Original-URL must be an absolute http(s) URL ($scheme://$http_host$request_uri)",
+	shapeEnvoy:   "the original path must follow " + PathExtAuthz + " and its ;name=value requirements, starting with /",
+	shapeTraefik: "the original request is malformed",
 }
 
 // parseRequirements reads `aud` (repeated), `permission` (repeated or

@@ -137,8 +137,9 @@ var postOnly = map[string]bool{"/token": true, "/revoke": true, "/introspect": t
 // shape: 405 with Allow for a known endpoint's wrong method, else 404.
 func (s *Server) handleNoRoute(w http.ResponseWriter, r *http.Request) {
 	if postOnly[r.URL.Path] {
+		// The OAuth2 endpoints answer in RFC 6749's shape even here.
 		w.Header().Set("Allow", http.MethodPost)
-		s.writeAPIError(w, r, http.StatusMethodNotAllowed, "method_not_allowed", "this endpoint takes POST", nil, 0)
+		s.writeOAuthError(w, r, http.StatusMethodNotAllowed, "invalid_request", "this endpoint takes POST")
 		return
 	}
 	s.writeAPIError(w, r, http.StatusNotFound, "not_found", "no such endpoint", nil, 0)

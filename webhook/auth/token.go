@@ -166,9 +166,13 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		perms = allowed
 	}
 	audience := r.PostForm.Get("audience")
-	if res := r.PostForm["resource"]; audience == "" && len(res) > 0 {
-		if len(res) > 1 {
+	if res := r.PostForm["resource"]; len(res) > 0 {
+		switch {
+		case len(res) > 1:
 			s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_target", "one resource per token")
+			return
+		case audience != "" && audience != res[0]:
+			s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_target", "audience and resource name different targets; send one")
 			return
 		}
 		audience = res[0]
@@ -177,7 +181,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		audience = p.Audiences[0]
 	}
 	if !slices.Contains(p.Audiences, audience) {
-		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_target", "the audience is not one of the client's policy")
+		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_target", "the audience is not one of the client's policy: "+strings.Join(p.Audiences, ", "))
 		return
 	}
 	raw, claims, err := s.issue(a, p, audience, perms)

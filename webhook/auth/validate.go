@@ -171,7 +171,7 @@ func accountRefusal(c *token.Claims, p *Policy, a *Account, revoked bool) *refus
 func bindingRefusal(c *token.Claims, p *Policy, a *Account) *refusal {
 	switch {
 	case a == nil || a.Policy != p.Key.Name || a.Key.Namespace != p.Key.Namespace || string(a.UID) != c.AccountUID:
-		return &refusal{http.StatusUnauthorized, "unknown_client", "the token's account no longer exists"}
+		return &refusal{http.StatusUnauthorized, "unknown_client", "the token was issued to an account object that no longer exists (deleted, or deleted and created again)"}
 	case c.Subject != a.ClientID || c.ClientID != a.ClientID || c.Namespace != a.Key.Namespace:
 		return &refusal{http.StatusUnauthorized, "invalid_token", "the token's identity claims do not match its account"}
 	}
