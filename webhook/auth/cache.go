@@ -10,9 +10,10 @@ import (
 )
 
 // resultCache remembers verified token claims by SHA-256 of the token, never
-// the token itself. An entry lives no longer than its token and is valid only
-// for the store version it was made at: any change to policies, keys,
-// accounts or verifiers makes it a miss. Revocation is checked on every hit.
+// the token itself. An entry lives no longer than its token and stands only
+// while what it depends on is unchanged (Store.current): its policy and keys,
+// and its account's spec. Other accounts' changes leave it alone. Revocation,
+// routes and the account's state are checked on every request, hit or miss.
 type resultCache struct {
 	lru *lru.Cache[[32]byte, cached]
 }
@@ -21,7 +22,8 @@ type cached struct {
 	claims  *token.Claims
 	policy  *Policy
 	expires time.Time
-	version uint64
+	// generation of the token's account when the entry was made.
+	generation uint64
 }
 
 func newResultCache(size int) *resultCache {
@@ -32,13 +34,13 @@ func newResultCache(size int) *resultCache {
 	return &resultCache{lru: c}
 }
 
-func (c *resultCache) get(raw string, version uint64, now time.Time) (cached, [32]byte, bool) {
+func (c *resultCache) get(raw string, now time.Time) (cached, [32]byte, bool) {
 	key := sha256.Sum256([]byte(raw))
 	if c.lru == nil {
 		return cached{}, key, false
 	}
 	e, ok := c.lru.Get(key)
-	if !ok || e.version != version || !now.Before(e.expires) {
+	if !ok || !now.Before(e.expires) {
 		if ok {
 			c.lru.Remove(key)
 		}

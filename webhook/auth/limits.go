@@ -241,8 +241,8 @@ func (s *Server) source(r *http.Request) netip.Prefix {
 func (s *Server) verifyFrom(w http.ResponseWriter, r *http.Request, raw string) (claims *token.Claims, p *Policy, ref *refusal, handled bool) {
 	now := s.now()
 	version := s.store.Version()
-	_, key, hit := s.cache.get(raw, version, now)
-	if hit {
+	e, key, hit := s.cache.get(raw, now)
+	if hit && s.store.current(e.policy, e.claims, e.generation) {
 		claims, p, ref = s.verify(raw)
 		return claims, p, ref, false
 	}

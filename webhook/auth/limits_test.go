@@ -16,6 +16,9 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/authframework/authframework/internal/keys"
 )
 
 var grantForm = url.Values{"grant_type": {"client_credentials"}}
@@ -352,13 +355,19 @@ func TestValidateRefusedTokenCache(t *testing.T) {
 	if n := checks() - before; n != 1 {
 		t.Errorf("the same forged token was checked %v times, want once", n)
 	}
-	// Any store change makes the entry stale: checked again.
-	f.updateAccount(func(a *Account) {})
+	// An account change cannot make a bad signature good: still one check.
+	f.updateAccount(func(a *Account) { a.Roles = []string{"other"} })
+	doFrom(f.server, "198.51.100.1:4000", "GET", "/validate", nil, bearerHdr(forged))
+	if n := checks() - before; n != 1 {
+		t.Errorf("after an account change the token was checked %v times in all, want 1", n)
+	}
+	// A change to the policies or their keys makes the entry stale: checked again.
+	f.store.SetKeys(types.NamespacedName{Namespace: ns, Name: "orders"}, []keys.Key{f.key})
 	if w := doFrom(f.server, "198.51.100.1:4000", "GET", "/validate", nil, bearerHdr(forged)); w.Header().Get(HeaderAuthError) != "bad_signature" {
-		t.Errorf("after a store change: %s", w.Header().Get(HeaderAuthError))
+		t.Errorf("after a key change: %s", w.Header().Get(HeaderAuthError))
 	}
 	if n := checks() - before; n != 2 {
-		t.Errorf("after a store change the token was checked %v times in all, want 2", n)
+		t.Errorf("after a key change the token was checked %v times in all, want 2", n)
 	}
 	// And the entry lives a minute at most.
 	f.clock.Step(refusedTokenTTL)

@@ -5,6 +5,7 @@
 package auth
 
 import (
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -53,6 +54,18 @@ type Account struct {
 	Extra                    map[string]string
 	Verifier                 credentials.Verifier
 	HasVerifier              bool
+	// generation changes whenever anything above but the verifier changes;
+	// cached validation results made for another generation are misses.
+	generation uint64
+}
+
+// sameDecisionInputs reports whether two versions of an account decide
+// validation alike: everything but the verifier (which only /token reads)
+// and the generation.
+func sameDecisionInputs(a, b *Account) bool {
+	return a.Key == b.Key && a.UID == b.UID && a.ClientID == b.ClientID && a.Policy == b.Policy && a.Disabled == b.Disabled &&
+		a.RevokeTokensIssuedBefore.Equal(b.RevokeTokensIssuedBefore) && slices.Equal(a.Roles, b.Roles) &&
+		slices.Equal(a.Permissions, b.Permissions) && maps.Equal(a.Extra, b.Extra)
 }
 
 // Store is the server's view of the cluster, written by informers and read
@@ -70,9 +83,11 @@ type Store struct {
 	revoked   map[string]time.Time // jti -> when it would expire anyway
 	routes    map[types.NamespacedName][]authz.Route
 	ready     atomic.Bool
-	// version counts changes; cached validation results carry it per policy
-	// and account so any change drops them.
+	// version counts changes to policies and their keys: what a signature
+	// check depends on.
 	version atomic.Uint64
+	// generations numbers account versions (see Account.generation).
+	generations uint64
 }
 
 // NewStore returns an empty store whose verifiers use clk.
@@ -160,15 +175,23 @@ func (s *Store) rebuildPolicy(key types.NamespacedName) {
 func (s *Store) SetAccount(a Account) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old, ok := s.accounts[a.Key]; ok && s.byClient[old.ClientID] == a.Key {
+	old, had := s.accounts[a.Key]
+	if had && s.byClient[old.ClientID] == a.Key {
 		delete(s.byClient, old.ClientID)
 	}
 	a.Verifier, a.HasVerifier = s.verifierOf(&a)
+	if had && sameDecisionInputs(old, &a) {
+		// A status-only update (conditions, token refresh times): cached
+		// results of this account stay valid.
+		a.generation = old.generation
+	} else {
+		s.generations++
+		a.generation = s.generations
+	}
 	s.accounts[a.Key] = &a
 	if a.ClientID != "" {
 		s.byClient[a.ClientID] = a.Key
 	}
-	s.version.Add(1)
 }
 
 // DeleteAccount forgets a ServiceAccount.
@@ -179,7 +202,6 @@ func (s *Store) DeleteAccount(key types.NamespacedName) {
 		delete(s.byClient, old.ClientID)
 	}
 	delete(s.accounts, key)
-	s.version.Add(1)
 }
 
 // ownedVerifier is a verifier Secret's hashes and the UID of the account
@@ -215,7 +237,6 @@ func (s *Store) SetVerifier(account types.NamespacedName, owner types.UID, v *cr
 		c.Verifier, c.HasVerifier = s.verifierOf(&c)
 		s.accounts[account] = &c
 	}
-	s.version.Add(1)
 }
 
 // SetRole records a Role's route rules (nil forgets the role).
@@ -227,7 +248,6 @@ func (s *Store) SetRole(key types.NamespacedName, routes []authz.Route) {
 	} else {
 		s.routes[key] = routes
 	}
-	s.version.Add(1)
 }
 
 // Routes are the route rules of an account's roles.
@@ -267,8 +287,8 @@ func (s *Store) SetReady() { s.ready.Store(true) }
 // Ready reports whether the store has been loaded.
 func (s *Store) Ready() bool { return s.ready.Load() }
 
-// Version is a counter that changes with any change to policies, keys,
-// accounts or verifiers.
+// Version is a counter that changes with any change to policies or their
+// keys: everything a signature check depends on, and nothing else.
 func (s *Store) Version() uint64 { return s.version.Load() }
 
 // Client returns the account with a client id.
@@ -305,6 +325,35 @@ func (s *Store) PolicyByKid(kid string) (*Policy, bool) {
 	}
 	p, ok := s.policies[key]
 	return p, ok
+}
+
+// current reports whether a cached result made with policy p for the
+// account generation gen still stands: the policy has not been rebuilt (its
+// keys, issuer, audiences and lifetimes are the same) and the token's
+// account is the same version. Routes, revocations and the account's state
+// are read on every request anyway.
+func (s *Store) current(p *Policy, c *token.Claims, gen uint64) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.policies[p.Key] != p {
+		return false
+	}
+	return s.generationLocked(c) == gen
+}
+
+// generation is the generation of the account a token names, 0 if none.
+func (s *Store) generation(c *token.Claims) uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.generationLocked(c)
+}
+
+func (s *Store) generationLocked(c *token.Claims) uint64 {
+	key, ok := s.byClient[c.ClientID]
+	if !ok || key.Namespace != c.Namespace {
+		return 0
+	}
+	return s.accounts[key].generation
 }
 
 // PolicyByName returns a policy.

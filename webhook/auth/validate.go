@@ -88,12 +88,11 @@ func (s *Server) validateHandler(sh shape) http.HandlerFunc {
 }
 
 // verify checks a token's signature and claims, from the result cache when
-// it has seen the token at this store version.
+// it has seen the token and nothing the result depends on has changed.
 func (s *Server) verify(raw string) (*token.Claims, *Policy, *refusal) {
 	now := s.now()
-	version := s.store.Version()
-	e, key, hit := s.cache.get(raw, version, now)
-	if hit {
+	e, key, hit := s.cache.get(raw, now)
+	if hit && s.store.current(e.policy, e.claims, e.generation) {
 		s.metrics.cacheHits.Inc()
 		return e.claims, e.policy, nil
 	}
@@ -114,7 +113,7 @@ func (s *Server) verify(raw string) (*token.Claims, *Policy, *refusal) {
 		return nil, nil, &ref
 	}
 	// Live no longer than the token, leeway included.
-	s.cache.put(key, cached{claims: claims, policy: p, expires: claims.Expiry.Time().Add(p.Skew), version: version})
+	s.cache.put(key, cached{claims: claims, policy: p, expires: claims.Expiry.Time().Add(p.Skew), generation: s.store.generation(claims)})
 	return claims, p, nil
 }
 
