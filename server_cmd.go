@@ -21,6 +21,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/authframework/authframework/pkg/serverapi"
 	"github.com/authframework/authframework/webhook/auth"
 )
 
@@ -38,16 +39,16 @@ type serverOptions struct {
 }
 
 func (o *serverOptions) bind(fs *flag.FlagSet) {
-	fs.StringVar(&o.listen, "listen", ":8080", "Address of the auth server (token, validate, discovery, probes, metrics).")
-	fs.StringVar(&o.namespaces, "watch-namespaces", "", "Comma-separated namespaces whose policies and accounts to serve; empty: all.")
+	fs.StringVar(&o.listen, serverapi.FlagListen, ":8080", "Address of the auth server (token, validate, discovery, probes, metrics).")
+	fs.StringVar(&o.namespaces, serverapi.FlagWatchNamespaces, "", "Comma-separated namespaces whose policies and accounts to serve; empty: all.")
 	def := os.Getenv("POD_NAMESPACE")
 	if def == "" {
 		def = "default"
 	}
-	fs.StringVar(&o.revocationNamespace, "revocation-namespace", def, "Namespace of the ConfigMaps that hold revoked token ids (default: $POD_NAMESPACE or default).")
-	fs.IntVar(&o.cacheSize, "cache-size", 100000, "Validation results cached; 0 disables the cache.")
+	fs.StringVar(&o.revocationNamespace, serverapi.FlagRevocationNamespace, def, "Namespace of the ConfigMaps that hold revoked token ids; the default is $POD_NAMESPACE when set.")
+	fs.IntVar(&o.cacheSize, serverapi.FlagCacheSize, 100000, "Validation results cached; 0 disables the cache.")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "How long in-flight requests may take to finish on shutdown.")
-	fs.Func("trusted-proxies", "Comma-separated CIDRs of the proxies (ingress controllers) whose X-Forwarded-For / X-Real-IP name a request's source address; empty: trust nobody's, the source is the TCP peer.", func(v string) (err error) {
+	fs.Func(serverapi.FlagTrustedProxies, "Comma-separated CIDRs of the proxies (ingress controllers) whose X-Forwarded-For / X-Real-IP name a request's source address; empty: trust nobody's, the source is the TCP peer.", func(v string) (err error) {
 		o.trustedProxies, err = auth.ParseTrustedProxies(v)
 		return err
 	})
@@ -57,12 +58,12 @@ func (o *serverOptions) bind(fs *flag.FlagSet) {
 	fs.Var(&o.throttles.FailedTokensPerSource, "failed-tokens-per-source", "Tokens /validate may refuse after checking them for one source address (N/duration) before it stops checking that source's new tokens.")
 	fs.IntVar(&o.throttles.Entries, "throttle-entries", auth.DefaultThrottles.Entries, "Entries in each table of per-source counters and in the cache of refused token hashes (least recently used dropped).")
 	d := auth.DefaultIdentityHeaders
-	fs.StringVar(&o.headers.UserID, "header-user-id", d.UserID, "Response header carrying the token's subject.")
-	fs.StringVar(&o.headers.Permissions, "header-permissions", d.Permissions, "Response header carrying the granted permissions.")
-	fs.StringVar(&o.headers.Namespace, "header-namespace", d.Namespace, "Response header carrying the account's namespace.")
-	fs.StringVar(&o.headers.ClientID, "header-client-id", d.ClientID, "Response header carrying the client id.")
-	fs.StringVar(&o.headers.Roles, "header-roles", d.Roles, "Response header carrying the account's roles.")
-	fs.StringVar(&o.headers.TokenID, "header-token-id", d.TokenID, "Response header carrying the token id.")
+	fs.StringVar(&o.headers.UserID, serverapi.FlagHeaderUserID, d.UserID, "Response header carrying the token's subject.")
+	fs.StringVar(&o.headers.Permissions, serverapi.FlagHeaderPermissions, d.Permissions, "Response header carrying the granted permissions.")
+	fs.StringVar(&o.headers.Namespace, serverapi.FlagHeaderNamespace, d.Namespace, "Response header carrying the account's namespace.")
+	fs.StringVar(&o.headers.ClientID, serverapi.FlagHeaderClientID, d.ClientID, "Response header carrying the client id.")
+	fs.StringVar(&o.headers.Roles, serverapi.FlagHeaderRoles, d.Roles, "Response header carrying the account's roles.")
+	fs.StringVar(&o.headers.TokenID, serverapi.FlagHeaderTokenID, d.TokenID, "Response header carrying the token id.")
 }
 
 func runServer(args []string, stderr io.Writer) error {

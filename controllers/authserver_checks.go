@@ -22,6 +22,7 @@ import (
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
 	"github.com/authframework/authframework/internal/keys"
 	"github.com/authframework/authframework/internal/token"
+	"github.com/authframework/authframework/pkg/serverapi"
 )
 
 // Endpoints resolves the base URL of one color of an AuthServer. In a
@@ -99,8 +100,8 @@ type HTTPChecks struct {
 // colors publish the same JWKS.
 func (c *HTTPChecks) Smoke(ctx context.Context, as *authv1alpha1.AuthServer) error {
 	preview, active := c.Endpoints.URL(as, false), c.Endpoints.URL(as, true)
-	if code, _, err := c.get(ctx, preview+"/readyz", ""); err != nil || code != 200 {
-		return fmt.Errorf("preview /readyz: %d %v", code, err)
+	if code, _, err := c.get(ctx, preview+serverapi.PathReadyz, ""); err != nil || code != 200 {
+		return fmt.Errorf("preview readyz: %d %v", code, err)
 	}
 	p, sa, key, err := c.subject(ctx, as.Namespace)
 	if err != nil {
@@ -122,13 +123,13 @@ func (c *HTTPChecks) Smoke(ctx context.Context, as *authv1alpha1.AuthServer) err
 	if err != nil {
 		return err
 	}
-	if code, hdr, err := c.get(ctx, preview+"/validate", good); err != nil || code != 200 {
-		return fmt.Errorf("a token minted with the active key was refused by the preview: %d %s %v", code, hdr.Get("X-Auth-Error"), err)
+	if code, hdr, err := c.get(ctx, preview+serverapi.PathValidate, good); err != nil || code != 200 {
+		return fmt.Errorf("a token minted with the active key was refused by the preview: %d %s %v", code, hdr.Get(serverapi.HeaderAuthError), err)
 	}
-	if code, _, err := c.get(ctx, preview+"/validate", forged); err != nil || code != 401 {
+	if code, _, err := c.get(ctx, preview+serverapi.PathValidate, forged); err != nil || code != 401 {
 		return fmt.Errorf("a forged token was not refused by the preview: %d %v", code, err)
 	}
-	jwks := "/issuers/" + p.Namespace + "/" + p.Name + "/jwks.json"
+	jwks := serverapi.JWKSPath(p.Namespace, p.Name)
 	ca, ba, errA := c.body(ctx, active+jwks)
 	cp, bp, errP := c.body(ctx, preview+jwks)
 	if errA == nil && errP == nil && ca == 200 && (cp != 200 || ba != bp) {
@@ -183,7 +184,7 @@ func (c *HTTPChecks) mint(p *authv1alpha1.TokenPolicy, sa *authv1alpha1.ServiceA
 // Traffic reads one color's validation requests and server errors from its
 // /metrics: the active color after promotion, the preview during a canary.
 func (c *HTTPChecks) Traffic(ctx context.Context, as *authv1alpha1.AuthServer, active bool) (requests, serverErrors int64, err error) {
-	code, body, err := c.body(ctx, c.Endpoints.URL(as, active)+"/metrics")
+	code, body, err := c.body(ctx, c.Endpoints.URL(as, active)+serverapi.PathMetrics)
 	if err != nil || code != 200 {
 		return 0, 0, fmt.Errorf("reading metrics: %d %v", code, err)
 	}
@@ -192,7 +193,7 @@ func (c *HTTPChecks) Traffic(ctx context.Context, as *authv1alpha1.AuthServer, a
 	if err != nil {
 		return 0, 0, err
 	}
-	mf := families["authframework_requests_total"]
+	mf := families[serverapi.MetricRequests]
 	if mf == nil {
 		return 0, 0, nil
 	}
@@ -200,7 +201,7 @@ func (c *HTTPChecks) Traffic(ctx context.Context, as *authv1alpha1.AuthServer, a
 		n := int64(m.GetCounter().GetValue())
 		requests += n
 		for _, l := range m.GetLabel() {
-			if l.GetName() == "code" && strings.HasPrefix(l.GetValue(), "5") {
+			if l.GetName() == serverapi.LabelCode && strings.HasPrefix(l.GetValue(), "5") {
 				serverErrors += n
 			}
 		}

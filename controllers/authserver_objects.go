@@ -17,6 +17,7 @@ import (
 
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
 	"github.com/authframework/authframework/internal/rollout"
+	"github.com/authframework/authframework/pkg/serverapi"
 )
 
 // Labels of the auth server's pods.
@@ -56,15 +57,16 @@ func podTemplate(as *authv1alpha1.AuthServer, c rollout.Color, hash string) core
 	s := as.Spec
 	labels := podLabels(as, c)
 	labels[LabelTemplateHash] = hash
-	args := []string{"server", "--listen=:" + strconv.Itoa(int(s.Port)), "--cache-size=" + strconv.Itoa(int(ptr.Deref(s.ResultCacheSize, 100000))),
-		"--header-user-id=" + s.ResponseHeaders.UserID, "--header-permissions=" + s.ResponseHeaders.Permissions,
-		"--header-namespace=" + s.ResponseHeaders.Namespace, "--header-client-id=" + s.ResponseHeaders.ClientID,
-		"--header-roles=" + s.ResponseHeaders.Roles, "--header-token-id=" + s.ResponseHeaders.TokenID}
+	args := []string{"server", serverapi.Flag(serverapi.FlagListen, ":"+strconv.Itoa(int(s.Port))),
+		serverapi.Flag(serverapi.FlagCacheSize, strconv.Itoa(int(ptr.Deref(s.ResultCacheSize, 100000)))),
+		serverapi.Flag(serverapi.FlagHeaderUserID, s.ResponseHeaders.UserID), serverapi.Flag(serverapi.FlagHeaderPermissions, s.ResponseHeaders.Permissions),
+		serverapi.Flag(serverapi.FlagHeaderNamespace, s.ResponseHeaders.Namespace), serverapi.Flag(serverapi.FlagHeaderClientID, s.ResponseHeaders.ClientID),
+		serverapi.Flag(serverapi.FlagHeaderRoles, s.ResponseHeaders.Roles), serverapi.Flag(serverapi.FlagHeaderTokenID, s.ResponseHeaders.TokenID)}
 	if len(s.WatchNamespaces) > 0 {
-		args = append(args, "--watch-namespaces="+strings.Join(s.WatchNamespaces, ","))
+		args = append(args, serverapi.Flag(serverapi.FlagWatchNamespaces, strings.Join(s.WatchNamespaces, ",")))
 	}
 	if len(s.TrustedProxies) > 0 {
-		args = append(args, "--trusted-proxies="+strings.Join(s.TrustedProxies, ","))
+		args = append(args, serverapi.Flag(serverapi.FlagTrustedProxies, strings.Join(s.TrustedProxies, ",")))
 	}
 	args = append(args, s.Args...)
 	probe := func(path string) *corev1.Probe {
@@ -84,8 +86,8 @@ func podTemplate(as *authv1alpha1.AuthServer, c rollout.Color, hash string) core
 				Env:            append([]corev1.EnvVar{{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}}}, s.Env...),
 				Ports:          []corev1.ContainerPort{{Name: "http", ContainerPort: s.Port}},
 				Resources:      s.Resources,
-				ReadinessProbe: probe("/readyz"),
-				LivenessProbe:  probe("/healthz"),
+				ReadinessProbe: probe(serverapi.PathReadyz),
+				LivenessProbe:  probe(serverapi.PathHealthz),
 				SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptr.To(false), ReadOnlyRootFilesystem: ptr.To(true),
 					Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
 			}},

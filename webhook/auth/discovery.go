@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/authframework/authframework/internal/keys"
+
+	"github.com/authframework/authframework/pkg/serverapi"
 )
 
 // discovery is the OIDC discovery document of one issuer, enough for
@@ -61,10 +63,10 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", cacheFor(p))
 	writeJSON(w, http.StatusOK, discovery{
 		Issuer:                            p.Issuer,
-		JWKSURI:                           base + "/issuers/" + p.Key.Namespace + "/" + p.Key.Name + "/jwks.json",
-		TokenEndpoint:                     base + "/token",
-		RevocationEndpoint:                base + "/revoke",
-		IntrospectionEndpoint:             base + "/introspect",
+		JWKSURI:                           base + serverapi.JWKSPath(p.Key.Namespace, p.Key.Name),
+		TokenEndpoint:                     base + serverapi.PathToken,
+		RevocationEndpoint:                base + serverapi.PathRevoke,
+		IntrospectionEndpoint:             base + serverapi.PathIntrospect,
 		GrantTypesSupported:               []string{"client_credentials"},
 		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post"},
 		// No authorization endpoint, so no response type (RFC 8414 §2).

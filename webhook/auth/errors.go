@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/authframework/authframework/pkg/serverapi"
 )
 
 // apiError is the one JSON shape of every non-OAuth2 error body.
@@ -33,9 +35,9 @@ type oauthError struct {
 // Headers that explain a refusal for proxies that drop the body (nginx
 // auth_request does).
 const (
-	HeaderAuthError       = "X-Auth-Error"
-	HeaderAuthDescription = "X-Auth-Error-Description"
-	HeaderRequestID       = "X-Request-ID"
+	HeaderAuthError       = serverapi.HeaderAuthError
+	HeaderAuthDescription = serverapi.HeaderAuthErrorDescription
+	HeaderRequestID       = serverapi.HeaderRequestID
 )
 
 func (s *Server) writeAPIError(w http.ResponseWriter, r *http.Request, status int, code, msg string, details any, retryAfter time.Duration) {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/authframework/authframework/pkg/serverapi"
 )
 
 type serverMetrics struct {
@@ -19,11 +21,11 @@ type serverMetrics struct {
 
 func newServerMetrics(reg prometheus.Registerer) *serverMetrics {
 	m := &serverMetrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "authframework_requests_total", Help: "Requests by endpoint and status code."}, []string{"endpoint", "code"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "authframework_request_duration_seconds", Help: "Request latency by endpoint.",
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: serverapi.MetricRequests, Help: "Requests by endpoint and status code."}, []string{serverapi.LabelEndpoint, serverapi.LabelCode}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: serverapi.MetricRequestDuration, Help: "Request latency by endpoint.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}}, []string{"endpoint"}),
-		cache:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "authframework_validation_cache_total", Help: "Validation result cache lookups by result."}, []string{"result"}),
-		issued: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "authframework_tokens_issued_total", Help: "Access tokens issued by namespace and policy."}, []string{"namespace", "policy"}),
+		cache:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: serverapi.MetricValidationCache, Help: "Validation result cache lookups by result."}, []string{"result"}),
+		issued: prometheus.NewCounterVec(prometheus.CounterOpts{Name: serverapi.MetricTokensIssued, Help: "Access tokens issued by namespace and policy."}, []string{"namespace", "policy"}),
 	}
 	m.cacheHits, m.cacheMisses = m.cache.WithLabelValues("hit"), m.cache.WithLabelValues("miss")
 	reg.MustRegister(m.requests, m.latency, m.cache, m.issued)

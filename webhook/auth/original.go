@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/authframework/authframework/internal/authz"
+
+	"github.com/authframework/authframework/pkg/serverapi"
 )
 
 // Endpoints for external authorization, one per proxy shape. Each reads the
@@ -15,12 +17,12 @@ const (
 	// PathValidate is for ingress-nginx `auth-url` and nginx `auth_request`:
 	// the original request comes from X-Original-URL and X-Original-Method;
 	// requirements from the query of the configured auth URL.
-	PathValidate = "/validate"
+	PathValidate = serverapi.PathValidate
 	// PathForwardAuth is for Traefik ForwardAuth: the original request comes
 	// from X-Forwarded-Method, X-Forwarded-Host and X-Forwarded-Uri, which
 	// Traefik overwrites (trustForwardHeader: false); requirements from the
 	// query of the configured address.
-	PathForwardAuth = "/forward-auth"
+	PathForwardAuth = serverapi.PathForwardAuth
 	// PathExtAuthz is for Envoy ext_authz over HTTP (Envoy Gateway
 	// SecurityPolicy extAuth, Istio's envoyExtAuthzHttp provider), which
 	// appends the original path and query to a configured path prefix. The
@@ -28,7 +30,7 @@ const (
 	// requirements are matrix parameters of the prefix itself
 	// (`/ext-authz;aud=orders-api;permission=orders:read`), never the query,
 	// which belongs to the upstream's request.
-	PathExtAuthz = "/ext-authz"
+	PathExtAuthz = serverapi.PathExtAuthz
 )
 
 // shape is the proxy integration an external-auth call comes from.

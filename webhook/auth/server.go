@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/utils/clock"
+
+	"github.com/authframework/authframework/pkg/serverapi"
 )
 
 // Options configure a Server.
@@ -91,17 +93,17 @@ func NewServer(store *Store, opts Options) *Server {
 	s := &Server{store: store, opts: opts, mux: http.NewServeMux(), cache: newResultCache(opts.CacheSize),
 		limits: newClientRates(opts.Throttles.Entries), auth: newAuthThrottle(opts.Throttles), guard: newTokenGuard(opts.Throttles),
 		metrics: newServerMetrics(opts.Registry)}
-	s.mux.HandleFunc("POST /token", s.instrument("token", s.handleToken))
-	s.mux.HandleFunc(PathValidate, s.instrument("validate", s.validateHandler(shapeNginx)))
-	s.mux.HandleFunc(PathForwardAuth, s.instrument("validate", s.validateHandler(shapeTraefik)))
-	s.extAuthz = s.instrument("validate", s.validateHandler(shapeEnvoy))
-	s.mux.HandleFunc("POST /revoke", s.instrument("revoke", s.handleRevoke))
-	s.mux.HandleFunc("POST /introspect", s.instrument("introspect", s.handleIntrospect))
-	s.mux.HandleFunc("GET /issuers/{namespace}/{policy}/.well-known/openid-configuration", s.instrument("discovery", s.handleDiscovery))
-	s.mux.HandleFunc("GET /issuers/{namespace}/{policy}/jwks.json", s.instrument("jwks", s.handleJWKS))
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
-	s.mux.HandleFunc("GET /readyz", s.handleReady)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
+	s.mux.HandleFunc("POST "+serverapi.PathToken, s.instrument("token", s.handleToken))
+	s.mux.HandleFunc(PathValidate, s.instrument(serverapi.EndpointValidate, s.validateHandler(shapeNginx)))
+	s.mux.HandleFunc(PathForwardAuth, s.instrument(serverapi.EndpointValidate, s.validateHandler(shapeTraefik)))
+	s.extAuthz = s.instrument(serverapi.EndpointValidate, s.validateHandler(shapeEnvoy))
+	s.mux.HandleFunc("POST "+serverapi.PathRevoke, s.instrument("revoke", s.handleRevoke))
+	s.mux.HandleFunc("POST "+serverapi.PathIntrospect, s.instrument("introspect", s.handleIntrospect))
+	s.mux.HandleFunc("GET "+serverapi.DiscoveryPath("{namespace}", "{policy}"), s.instrument("discovery", s.handleDiscovery))
+	s.mux.HandleFunc("GET "+serverapi.JWKSPath("{namespace}", "{policy}"), s.instrument("jwks", s.handleJWKS))
+	s.mux.HandleFunc("GET "+serverapi.PathHealthz, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	s.mux.HandleFunc("GET "+serverapi.PathReadyz, s.handleReady)
+	s.mux.Handle("GET "+serverapi.PathMetrics, promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("/", s.handleNoRoute)
 	return s
 }
@@ -131,7 +133,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // postOnly are the endpoints that take POST alone.
-var postOnly = map[string]bool{"/token": true, "/revoke": true, "/introspect": true}
+var postOnly = map[string]bool{serverapi.PathToken: true, serverapi.PathRevoke: true, serverapi.PathIntrospect: true}
 
 // handleNoRoute answers what no endpoint serves in the documented error
 // shape: 405 with Allow for a known endpoint's wrong method, else 404.
