@@ -178,3 +178,32 @@ func (s *SimCluster) Stop() {
 	}
 	_ = s.Env.Stop()
 }
+
+// RestartableAPIServer is a kube-apiserver whose certificates live in
+// certDir (created here), not in a directory envtest deletes when it stops
+// the server. Give it to envtest.Environment.ControlPlane.APIServer to be
+// able to StopAPIServer and StartAPIServer: the server comes back on the
+// same address with the same serving and client CAs, so every kubeconfig
+// written before still works.
+func RestartableAPIServer(certDir string) (*envtest.APIServer, error) {
+	if err := os.MkdirAll(certDir, 0o700); err != nil {
+		return nil, err
+	}
+	return &envtest.APIServer{CertDir: certDir}, nil
+}
+
+// StopAPIServer stops kube-apiserver (SIGTERM, then waits); etcd and every
+// other process keep running, as in an API server outage.
+func (s *SimCluster) StopAPIServer() error {
+	return s.Env.ControlPlane.APIServer.Stop()
+}
+
+// StartAPIServer starts kube-apiserver again after StopAPIServer and waits
+// until it is healthy. The cluster must have been started with a
+// RestartableAPIServer.
+func (s *SimCluster) StartAPIServer() error {
+	if s.Env.ControlPlane.APIServer.CertDir == "" {
+		return fmt.Errorf("the API server's certificates were deleted when it stopped; start the cluster with a RestartableAPIServer")
+	}
+	return s.Env.ControlPlane.APIServer.Start()
+}
