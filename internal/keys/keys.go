@@ -162,6 +162,9 @@ func ParsePrivate(data []byte) ([]Key, error) {
 		if err := CheckType(alg, priv.Public()); err != nil {
 			return nil, fmt.Errorf("key %d: %w", i, err)
 		}
+		if err := checkPair(priv); err != nil {
+			return nil, fmt.Errorf("key %d: %w", i, err)
+		}
 		id, err := Thumbprint(priv.Public())
 		if err != nil {
 			return nil, err
@@ -176,6 +179,32 @@ func ParsePrivate(data []byte) ([]Key, error) {
 		out = append(out, Key{ID: id, Algorithm: alg, Private: priv})
 	}
 	return out, nil
+}
+
+// checkPair refuses a private key whose public half (as serialized beside
+// it, and so as published) is not the one its private scalar gives: a JWK
+// may carry the real x and y with a d of someone else's choosing.
+func checkPair(priv crypto.Signer) error {
+	switch k := priv.(type) {
+	case *ecdsa.PrivateKey:
+		d, err := k.Bytes()
+		if err != nil {
+			return errors.New("ECDSA private key is invalid")
+		}
+		derived, err := ecdsa.ParseRawPrivateKey(k.Curve, d)
+		if err != nil || !derived.PublicKey.Equal(&k.PublicKey) {
+			return errors.New("ECDSA private key does not match its public key")
+		}
+	case ed25519.PrivateKey:
+		if len(k) != ed25519.PrivateKeySize || !ed25519.NewKeyFromSeed(k.Seed()).Equal(k) {
+			return errors.New("Ed25519 private key does not match its public key")
+		}
+	case *rsa.PrivateKey:
+		if err := k.Validate(); err != nil {
+			return errors.New("RSA private key is inconsistent")
+		}
+	}
+	return nil
 }
 
 // PublicSet is the JWKS verifiers fetch: public members only, with kid, alg

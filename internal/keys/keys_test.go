@@ -143,3 +143,35 @@ func TestPublicSetHasNoPrivateMembers(t *testing.T) {
 		}
 	}
 }
+
+// TestParsePrivateRefusesMismatchedPairs: a key whose private half is not
+// the one its published half belongs to is refused, for every algorithm.
+func TestParsePrivateRefusesMismatchedPairs(t *testing.T) {
+	for _, alg := range Algorithms {
+		real, err := Generate(alg, 0, rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, _ := Generate(alg, 0, rand.Reader)
+		good, _ := MarshalPrivate([]Key{real})
+		if _, err := ParsePrivate(good); err != nil {
+			t.Fatalf("%s: a real key is refused: %v", alg, err)
+		}
+		var realJWK, otherJWK map[string]any
+		b, _ := MarshalPrivate([]Key{other})
+		_ = json.Unmarshal(good, &realJWK)
+		_ = json.Unmarshal(b, &otherJWK)
+		rk := realJWK["keys"].([]any)[0].(map[string]any)
+		ok := otherJWK["keys"].([]any)[0].(map[string]any)
+		rk["d"] = ok["d"] // the published half stays the real one
+		if alg == "RS256" || alg == "PS256" {
+			for _, m := range []string{"p", "q", "dp", "dq", "qi"} {
+				rk[m] = ok[m]
+			}
+		}
+		forged, _ := json.Marshal(realJWK)
+		if _, err := ParsePrivate(forged); err == nil {
+			t.Errorf("%s: a private key with another key's private half was accepted under the real kid", alg)
+		}
+	}
+}

@@ -21,7 +21,7 @@ func BenchStore(clk clock.PassiveClock, issuer string) (*Store, keys.Key, string
 	}
 	st := NewStore(clk)
 	pol := types.NamespacedName{Namespace: "bench", Name: "orders"}
-	st.SetKeys(pol, []keys.Key{k})
+	st.SetKeys(pol, "", []keys.Key{k})
 	st.SetPolicy(PolicySource{Policy: Policy{Key: pol, Issuer: issuer, Audiences: []string{"orders-api"}, Algorithm: jose.ES256,
 		TTL: time.Hour, Skew: 30 * time.Second, PrePublish: time.Hour, ActiveKey: k.ID,
 		RequestsPerSecond: 1e6, Burst: 1e6}, PublishedKids: []string{k.ID}})

@@ -79,7 +79,7 @@ func TestCacheValidityPerDependency(t *testing.T) {
 		}
 	}
 	pol := types.NamespacedName{Namespace: ns, Name: "orders"}
-	miss("the policy's keys", func() { f.store.SetKeys(pol, []keys.Key{f.key}) }, 200)
+	miss("the policy's keys", func() { f.store.SetKeys(pol, "", []keys.Key{f.key}) }, 200)
 	miss("the account's spec", func() { f.updateAccount(func(a *Account) { a.Extra = map[string]string{"team": "billing"} }) }, 200)
 	miss("the account's roles", func() {
 		f.updateAccount(func(a *Account) { a.Roles, a.Permissions = []string{"inventory-reader"}, []string{"inventory:read"} })

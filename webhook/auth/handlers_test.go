@@ -212,7 +212,7 @@ func TestValidate(t *testing.T) {
 		}, check{401, "token_revoked"}, nil},
 		{"key revoked", func(f *fixture) (string, map[string]string) {
 			tok := f.token(nil)
-			f.store.SetKeys(types.NamespacedName{Namespace: ns, Name: "orders"}, nil)
+			f.store.SetKeys(types.NamespacedName{Namespace: ns, Name: "orders"}, "", nil)
 			return "/validate", bearerHdr(tok)
 		}, check{401, "unknown_key"}, nil},
 		{"permission removed from the account", func(f *fixture) (string, map[string]string) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -147,7 +148,7 @@ func (f *Feed) setPolicy(o any) {
 		return
 	}
 	src := PolicySource{Policy: Policy{
-		Key: client.ObjectKeyFromObject(p), Issuer: p.Spec.Issuer, Audiences: p.Spec.Audiences,
+		Key: client.ObjectKeyFromObject(p), UID: p.UID, Issuer: p.Spec.Issuer, Audiences: p.Spec.Audiences,
 		Algorithm: jose.SignatureAlgorithm(p.Spec.Algorithm), TTL: p.Spec.AccessTokenTTL.Duration,
 		Skew: p.Spec.ClockSkew.Duration, PrePublish: p.Spec.Rotation.PrePublish.Duration,
 		ActiveKey:         p.Status.ActiveKeyID,
@@ -186,24 +187,54 @@ func (f *Feed) setRole(o any) {
 	f.store.SetRole(client.ObjectKeyFromObject(r), authz.RoutesOf(r))
 }
 
+// secretOwner says whose Secret s is, by its name and its controller: the
+// policy of a key Secret `<policy>-signing-keys`, the account of a verifier
+// Secret `<account>-client-verifier`. Labels only select what the informer
+// lists; anyone who may create a Secret can set them, so they decide
+// nothing. ok is false for any other Secret.
+func secretOwner(s *corev1.Secret) (role string, owner types.NamespacedName, uid types.UID, ok bool) {
+	ref := metav1.GetControllerOf(s)
+	if ref == nil || ref.APIVersion != authv1alpha1.GroupVersion.String() {
+		return "", types.NamespacedName{}, "", false
+	}
+	role = s.Labels[authv1alpha1.LabelSecretRole]
+	var name, kind string
+	switch role {
+	case authv1alpha1.SecretRoleSigningKeys:
+		name, ok = strings.CutSuffix(s.Name, authv1alpha1.KeySecretSuffix)
+		kind = "TokenPolicy"
+	case authv1alpha1.SecretRoleVerifier:
+		name, ok = strings.CutSuffix(s.Name, authv1alpha1.VerifierSecretSuffix)
+		kind = "ServiceAccount"
+	}
+	if !ok || name == "" || ref.Kind != kind || ref.Name != name {
+		return "", types.NamespacedName{}, "", false
+	}
+	return role, types.NamespacedName{Namespace: s.Namespace, Name: name}, ref.UID, true
+}
+
 func (f *Feed) setSecret(o any) {
 	s, ok := o.(*corev1.Secret)
 	if !ok {
 		return
 	}
-	switch s.Labels[authv1alpha1.LabelSecretRole] {
+	role, owner, uid, ok := secretOwner(s)
+	if !ok {
+		return
+	}
+	switch role {
 	case authv1alpha1.SecretRoleSigningKeys:
 		ks, err := keys.ParsePrivate(s.Data[authv1alpha1.KeySetDataKey])
 		if err != nil {
 			return // damaged: keep the last good keys; the controller restores them
 		}
-		f.store.SetKeys(types.NamespacedName{Namespace: s.Namespace, Name: s.Labels[authv1alpha1.LabelTokenPolicy]}, ks)
+		f.store.SetKeys(owner, uid, ks)
 	case authv1alpha1.SecretRoleVerifier:
 		var v credentials.Verifier
 		if err := json.Unmarshal(s.Data[authv1alpha1.VerifierKey], &v); err != nil || v.Current == "" {
 			return
 		}
-		f.store.SetVerifier(types.NamespacedName{Namespace: s.Namespace, Name: s.Labels[authv1alpha1.LabelServiceAccount]}, controllerUID(s), &v)
+		f.store.SetVerifier(owner, uid, &v)
 	}
 }
 
@@ -215,8 +246,8 @@ func (f *Feed) deleteSecret(o any) {
 	// A deleted key Secret is restored with the same keys by the controller;
 	// the keys stay usable meanwhile. Revoked keys leave through the policy's
 	// status, not here.
-	if s.Labels[authv1alpha1.LabelSecretRole] == authv1alpha1.SecretRoleVerifier {
-		f.store.SetVerifier(types.NamespacedName{Namespace: s.Namespace, Name: s.Labels[authv1alpha1.LabelServiceAccount]}, "", nil)
+	if role, owner, uid, ok := secretOwner(s); ok && role == authv1alpha1.SecretRoleVerifier {
+		f.store.DeleteVerifier(owner, uid)
 	}
 }
 

@@ -362,7 +362,7 @@ func TestValidateRefusedTokenCache(t *testing.T) {
 		t.Errorf("after an account change the token was checked %v times in all, want 1", n)
 	}
 	// A change to the policies or their keys makes the entry stale: checked again.
-	f.store.SetKeys(types.NamespacedName{Namespace: ns, Name: "orders"}, []keys.Key{f.key})
+	f.store.SetKeys(types.NamespacedName{Namespace: ns, Name: "orders"}, "", []keys.Key{f.key})
 	if w := doFrom(f.server, "198.51.100.1:4000", "GET", "/validate", nil, bearerHdr(forged)); w.Header().Get(HeaderAuthError) != "bad_signature" {
 		t.Errorf("after a key change: %s", w.Header().Get(HeaderAuthError))
 	}

@@ -59,7 +59,7 @@ func newFixture(t testing.TB) *fixture {
 	}
 	st := NewStore(clk)
 	pol := types.NamespacedName{Namespace: ns, Name: "orders"}
-	st.SetKeys(pol, []keys.Key{k})
+	st.SetKeys(pol, "", []keys.Key{k})
 	st.SetPolicy(PolicySource{Policy: Policy{Key: pol, Issuer: "https://auth.example.com/issuers/team/orders", Audiences: []string{"orders-api", "inventory-api"},
 		Algorithm: jose.ES256, TTL: 15 * time.Minute, Skew: 30 * time.Second, PrePublish: time.Hour, ActiveKey: k.ID,
 		RequestsPerSecond: 100, Burst: 100}, PublishedKids: []string{k.ID}})

@@ -23,7 +23,9 @@ import (
 
 // Policy is what the server knows of one TokenPolicy.
 type Policy struct {
-	Key        types.NamespacedName
+	Key types.NamespacedName
+	// UID is the TokenPolicy object's; only a key Secret it controls counts.
+	UID        types.UID
 	Issuer     string
 	Audiences  []string
 	Algorithm  jose.SignatureAlgorithm
@@ -74,7 +76,7 @@ type Store struct {
 	clock     clock.PassiveClock
 	mu        sync.RWMutex
 	policies  map[types.NamespacedName]*Policy
-	keySets   map[types.NamespacedName][]keys.Key // from key Secrets, by policy
+	keySets   map[types.NamespacedName]ownedKeys // from key Secrets, by policy
 	policySrc map[types.NamespacedName]PolicySource
 	accounts  map[types.NamespacedName]*Account
 	byClient  map[string]types.NamespacedName
@@ -95,7 +97,7 @@ func NewStore(clk clock.PassiveClock) *Store {
 	return &Store{
 		clock:     clk,
 		policies:  map[types.NamespacedName]*Policy{},
-		keySets:   map[types.NamespacedName][]keys.Key{},
+		keySets:   map[types.NamespacedName]ownedKeys{},
 		policySrc: map[types.NamespacedName]PolicySource{},
 		accounts:  map[types.NamespacedName]*Account{},
 		byClient:  map[string]types.NamespacedName{},
@@ -130,14 +132,23 @@ func (s *Store) DeletePolicy(key types.NamespacedName) {
 	s.rebuildPolicy(key)
 }
 
-// SetKeys records the private key set of a policy's key Secret.
-func (s *Store) SetKeys(policy types.NamespacedName, ks []keys.Key) {
+// ownedKeys is a key Secret's key set and the UID of the TokenPolicy
+// object that controls the Secret.
+type ownedKeys struct {
+	keys  []keys.Key
+	owner types.UID
+}
+
+// SetKeys records the private key set of a policy's key Secret, controlled
+// by the TokenPolicy object with UID owner; nil forgets it. The keys are
+// used only while the policy's UID is owner.
+func (s *Store) SetKeys(policy types.NamespacedName, owner types.UID, ks []keys.Key) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ks == nil {
 		delete(s.keySets, policy)
 	} else {
-		s.keySets[policy] = ks
+		s.keySets[policy] = ownedKeys{keys: ks, owner: owner}
 	}
 	s.rebuildPolicy(policy)
 }
@@ -158,7 +169,11 @@ func (s *Store) rebuildPolicy(key types.NamespacedName) {
 	}
 	p := src.Policy
 	p.Published = map[string]keys.Key{}
-	for _, k := range s.keySets[key] {
+	var material []keys.Key
+	if ks, ok := s.keySets[key]; ok && ks.owner == src.UID {
+		material = ks.keys
+	}
+	for _, k := range material {
 		if slices.Contains(src.PublishedKids, k.ID) {
 			p.Published[k.ID] = k
 			s.byKid[k.ID] = key
@@ -227,6 +242,10 @@ func (s *Store) verifierOf(a *Account) (credentials.Verifier, bool) {
 func (s *Store) SetVerifier(account types.NamespacedName, owner types.UID, v *credentials.Verifier) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.setVerifierLocked(account, owner, v)
+}
+
+func (s *Store) setVerifierLocked(account types.NamespacedName, owner types.UID, v *credentials.Verifier) {
 	if v == nil {
 		delete(s.verifiers, account)
 	} else {
@@ -236,6 +255,17 @@ func (s *Store) SetVerifier(account types.NamespacedName, owner types.UID, v *cr
 		c := *a
 		c.Verifier, c.HasVerifier = s.verifierOf(&c)
 		s.accounts[account] = &c
+	}
+}
+
+// DeleteVerifier forgets an account's verifier when it came from the
+// Secret of the object with UID owner; another object's Secret going away
+// changes nothing.
+func (s *Store) DeleteVerifier(account types.NamespacedName, owner types.UID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v, ok := s.verifiers[account]; ok && v.owner == owner {
+		s.setVerifierLocked(account, owner, nil)
 	}
 }
 
