@@ -85,7 +85,7 @@ func TestCacheValidityPerDependency(t *testing.T) {
 		f.updateAccount(func(a *Account) { a.Roles, a.Permissions = []string{"inventory-reader"}, []string{"inventory:read"} })
 	}, 403)
 	// Revocations are checked on every request, cached or not.
-	f.store.SetRevoked(map[string]time.Time{introspectJTI(t, f, tok): epoch.Add(time.Hour)}, nil)
+	f.store.SetRevoked(map[string]time.Time{RevocationKey(pol, introspectJTI(t, f, tok)): epoch.Add(time.Hour)}, nil)
 	if w := f.do("GET", "/validate", nil, bearerHdr(tok)); w.Code != 401 || w.Header().Get(HeaderAuthError) != "token_revoked" {
 		t.Errorf("a revocation: %d %s", w.Code, w.Header().Get(HeaderAuthError))
 	}

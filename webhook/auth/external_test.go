@@ -1,16 +1,19 @@
 package auth
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/authframework/authframework/internal/authz"
 	"github.com/authframework/authframework/internal/credentials"
+	"github.com/authframework/authframework/internal/keys"
 	"github.com/authframework/authframework/internal/token"
 )
 
@@ -371,5 +374,45 @@ func TestTokenSizeBound(t *testing.T) {
 	}
 	if m := introspectMap(t, f, tok); m["active"] != true {
 		t.Errorf("/introspect of a narrowed token: %v", m)
+	}
+}
+
+// TestRevocationIsScopedToThePolicy: a tenant that signs a token of its own
+// carrying another tenant's jti revokes its own token, not the other's —
+// and cannot shorten a revocation either.
+func TestRevocationIsScopedToThePolicy(t *testing.T) {
+	f := newFixture(t)
+	victim := f.token(nil)
+	jti := introspectJTI(t, f, victim)
+	// The evil tenant: its own policy, key and account, in another namespace.
+	evilPol := types.NamespacedName{Namespace: "evil", Name: "evil"}
+	evilKey, _ := keys.Generate("ES256", 0, rand.Reader)
+	f.store.SetKeys(evilPol, "", []keys.Key{evilKey})
+	f.store.SetPolicy(PolicySource{Policy: Policy{Key: evilPol, Issuer: "https://evil.example", Audiences: []string{"evil-api"},
+		Algorithm: "ES256", TTL: 15 * time.Minute, Skew: 30 * time.Second, ActiveKey: evilKey.ID, RequestsPerSecond: 100, Burst: 100}, PublishedKids: []string{evilKey.ID}})
+	evilAcct := types.NamespacedName{Namespace: "evil", Name: "mallory"}
+	f.store.SetVerifier(evilAcct, "mallory-uid", &credentials.Verifier{Current: credentials.Hash("mallory-secret")})
+	f.store.SetAccount(Account{Key: evilAcct, UID: "mallory-uid", ClientID: "evil.mallory", Policy: "evil", Permissions: []string{"*"}})
+	is, _ := token.NewIssuer("https://evil.example", time.Minute, evilKey, f.clock)
+	forged, _, err := is.Issue(token.Request{Subject: "evil.mallory", ClientID: "evil.mallory", Audience: "evil-api", ID: jti,
+		Namespace: "evil", AccountUID: "mallory-uid"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := f.do("POST", "/revoke", url.Values{"token": {forged}}, basic("evil.mallory", "mallory-secret")); w.Code != 200 {
+		t.Fatalf("revoking its own token: %d", w.Code)
+	}
+	if w := f.do("GET", "/validate", nil, bearerHdr(victim)); w.Code != 200 {
+		t.Errorf("another tenant's revocation of a token with the same jti revoked the victim's: %d %s", w.Code, w.Header().Get(HeaderAuthError))
+	}
+	if w := f.do("GET", "/validate", nil, bearerHdr(forged)); w.Header().Get(HeaderAuthError) != "token_revoked" {
+		t.Errorf("the revoker's own token: %d %s", w.Code, w.Header().Get(HeaderAuthError))
+	}
+	// A revocation's expiry only grows.
+	key := RevocationKey(types.NamespacedName{Namespace: ns, Name: "orders"}, jti)
+	f.store.SetRevoked(map[string]time.Time{key: epoch.Add(time.Hour)}, nil)
+	f.store.SetRevoked(map[string]time.Time{key: epoch.Add(time.Second)}, nil)
+	if f.store.revoked[key] != epoch.Add(time.Hour) {
+		t.Errorf("a later revocation shortened an earlier one: %v", f.store.revoked[key])
 	}
 }

@@ -325,7 +325,7 @@ func TestRevokeAndIntrospect(t *testing.T) {
 	if w := f.do("POST", "/revoke", url.Values{"token": {tok}}, basic(clientID, secret)); w.Code != 200 {
 		t.Fatalf("revoke: %d", w.Code)
 	}
-	if _, ok := f.revs[introspectJTI(t, f, tok)]; !ok {
+	if _, ok := f.revs[RevocationKey(types.NamespacedName{Namespace: ns, Name: "orders"}, introspectJTI(t, f, tok))]; !ok {
 		t.Error("the revocation was not stored")
 	}
 	if m := introspect(); m["active"] != false || len(m) != 1 {

@@ -141,6 +141,10 @@ func (c *ConfigMapRevocations) write(ctx context.Context, shard int, rs []revoca
 			}
 		}
 		for _, r := range rs {
+			// A second revocation never shortens the first.
+			if old, err := time.Parse(time.RFC3339, data[r.jti]); err == nil && old.After(r.exp) {
+				continue
+			}
 			data[r.jti] = r.exp.UTC().Format(time.RFC3339)
 		}
 		cm.Data = data

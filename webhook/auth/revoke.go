@@ -43,13 +43,14 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
 	exp := claims.Expiry.Time()
-	if err := s.opts.Revocations.Revoke(ctx, claims.ID, exp); err != nil {
+	key := RevocationKey(p.Key, claims.ID)
+	if err := s.opts.Revocations.Revoke(ctx, key, exp); err != nil {
 		s.opts.Log.Error(err, "storing a revocation", "tokenID", claims.ID)
 		w.Header().Set("Retry-After", "1")
 		s.writeOAuthError(w, r, http.StatusServiceUnavailable, "temporarily_unavailable", "the revocation could not be stored; retry")
 		return
 	}
-	s.store.SetRevoked(map[string]time.Time{claims.ID: exp}, nil)
+	s.store.SetRevoked(map[string]time.Time{key: exp}, nil)
 	s.opts.Audit.Info("token revoked", "event", "token_revoked", "clientID", a.ClientID, "namespace", a.Key.Namespace, "tokenID", claims.ID, "requestID", requestID(r))
 	w.WriteHeader(http.StatusOK)
 }

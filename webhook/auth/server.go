@@ -54,10 +54,11 @@ var DefaultIdentityHeaders = IdentityHeaders{
 	ClientID: "X-Client-ID", Roles: "X-User-Roles", TokenID: "X-Token-ID",
 }
 
-// Revocations persists revoked token ids (RFC 7009) for every replica.
+// Revocations persists revocations (RFC 7009) for every replica.
 type Revocations interface {
-	// Revoke records jti as revoked until exp and returns once it is stored.
-	Revoke(ctx context.Context, jti string, exp time.Time) error
+	// Revoke records the RevocationKey of a token as revoked until exp, when
+	// the token expires anyway, and returns once it is stored.
+	Revoke(ctx context.Context, key string, exp time.Time) error
 }
 
 // Server is the auth server's http.Handler.

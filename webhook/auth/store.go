@@ -5,6 +5,8 @@
 package auth
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"maps"
 	"slices"
 	"sync"
@@ -291,23 +293,39 @@ func (s *Store) Routes(a *Account) []authz.Route {
 	return out
 }
 
-// SetRevoked replaces the revoked token ids of one revocation shard.
+// RevocationKey names a revoked token: a SHA-256 (hex, 128 bits) of the
+// policy that verified it — found by its kid among our own keys, so no
+// tenant can name another's — and its jti. A jti is unique per issuer only
+// (RFC 7519 §4.1.7), and a tenant that reads its own key Secret can mint a
+// token of its own carrying another tenant's jti; keyed by jti alone, its
+// revocation would revoke the other tenant's token.
+func RevocationKey(policy types.NamespacedName, jti string) string {
+	sum := sha256.Sum256([]byte(policy.Namespace + "/" + policy.Name + "\x00" + jti))
+	return hex.EncodeToString(sum[:16])
+}
+
+// SetRevoked records revocations (key -> when the token expires anyway) and
+// forgets removed ones. An entry's expiry only ever grows: a second
+// revocation cannot shorten the first.
 func (s *Store) SetRevoked(add map[string]time.Time, remove []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, jti := range remove {
-		delete(s.revoked, jti)
+	for _, key := range remove {
+		delete(s.revoked, key)
 	}
-	for jti, exp := range add {
-		s.revoked[jti] = exp
+	for key, exp := range add {
+		if old, ok := s.revoked[key]; !ok || exp.After(old) {
+			s.revoked[key] = exp
+		}
 	}
 }
 
-// Revoked reports whether a token id is revoked.
-func (s *Store) Revoked(jti string) bool {
+// Revoked reports whether the token with id jti verified by policy is
+// revoked.
+func (s *Store) Revoked(policy types.NamespacedName, jti string) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	_, ok := s.revoked[jti]
+	_, ok := s.revoked[RevocationKey(policy, jti)]
 	return ok
 }
 

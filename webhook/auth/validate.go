@@ -132,7 +132,7 @@ type grant struct {
 // token not revoked, and carry every audience in audiences.
 func (s *Server) authorize(c *token.Claims, p *Policy, audiences []string) (grant, *refusal) {
 	a, _ := s.store.AccountByClient(c.Namespace, c.ClientID)
-	if ref := accountRefusal(c, p, a, s.store.Revoked(c.ID)); ref != nil {
+	if ref := accountRefusal(c, p, a, s.store.Revoked(p.Key, c.ID)); ref != nil {
 		return grant{}, ref
 	}
 	for _, aud := range audiences {
