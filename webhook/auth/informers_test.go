@@ -37,8 +37,8 @@ func TestFeedTrustsSecretsByNameAndController(t *testing.T) {
 	}
 	for name, rogue := range map[string]*corev1.Secret{
 		"another name, the account as controller": verifierSecret("zz-rogue", "ServiceAccount", "billing", accountUID, attacker),
-		"the right name, another kind":             verifierSecret("billing-client-verifier", "TokenPolicy", "billing", accountUID, attacker),
-		"the right name, another object's UID":     verifierSecret("billing-client-verifier", "ServiceAccount", "billing", "someone-else", attacker),
+		"the right name, another kind":            verifierSecret("billing-client-verifier", "TokenPolicy", "billing", accountUID, attacker),
+		"the right name, another object's UID":    verifierSecret("billing-client-verifier", "ServiceAccount", "billing", "someone-else", attacker),
 	} {
 		f = newFixture(t)
 		feed = &Feed{store: f.store}
