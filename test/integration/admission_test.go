@@ -146,6 +146,29 @@ func TestAdmissionWebhooks(t *testing.T) {
 		}
 	}
 
+	// An audience another namespace already lists is that namespace's.
+	first, second := newNamespace(t), newNamespace(t)
+	shared := func(n string) *authv1alpha1.TokenPolicy {
+		return &authv1alpha1.TokenPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: n, Name: "shared"},
+			Spec: authv1alpha1.TokenPolicySpec{Issuer: "https://auth.example.com/" + n, Audiences: []string{"shared-api-" + first}}}
+	}
+	if err := cl.Create(ctx, shared(first)); err != nil {
+		t.Fatal(err)
+	}
+	if ws := w.take(); hasWarning(ws, "is already listed") {
+		t.Errorf("the first policy to list an audience got %q", ws)
+	}
+	// The webhook reads the manager's cache: a dry run until it has seen the first.
+	eventually(t, "a second namespace's policy is warned", func() error {
+		if err := cl.Create(ctx, shared(second), client.DryRunAll); err != nil {
+			return err
+		}
+		if ws := w.take(); !hasWarning(ws, "is already listed by TokenPolicy "+first+"/shared") {
+			return fmt.Errorf("warnings %q", ws)
+		}
+		return nil
+	})
+
 	// Deprecated fields that no longer do anything say so.
 	if err := retryUpdate(ctx, cl, p, func() { p.Spec.TokenEndpoint.MaxFailedAttempts = 5 }); err != nil {
 		t.Fatal(err)

@@ -138,13 +138,35 @@ func (v *ServiceAccountValidator) validate(ctx context.Context, sa *authv1alpha1
 type TokenPolicyValidator struct{ Reader client.Reader }
 
 // ValidateCreate implements admission.Validator.
-func (v *TokenPolicyValidator) ValidateCreate(_ context.Context, p *authv1alpha1.TokenPolicy) (admission.Warnings, error) {
-	return append(prePublishWarnings(p), deprecatedWarnings(p)...), nil
+func (v *TokenPolicyValidator) ValidateCreate(ctx context.Context, p *authv1alpha1.TokenPolicy) (admission.Warnings, error) {
+	return append(append(prePublishWarnings(p), deprecatedWarnings(p)...), v.sharedAudienceWarnings(ctx, p)...), nil
+}
+
+// sharedAudienceWarnings names the audiences that a policy of another
+// namespace already lists: that namespace owns them, and this policy's
+// tokens for them pass only where a service accepts this namespace
+// explicitly (namespace=).
+func (v *TokenPolicyValidator) sharedAudienceWarnings(ctx context.Context, p *authv1alpha1.TokenPolicy) admission.Warnings {
+	var list authv1alpha1.TokenPolicyList
+	if v.Reader == nil || v.Reader.List(ctx, &list) != nil {
+		return nil
+	}
+	var ws admission.Warnings
+	for _, aud := range p.Spec.Audiences {
+		for _, other := range list.Items {
+			if other.Namespace != p.Namespace && slices.Contains(other.Spec.Audiences, aud) {
+				ws = append(ws, fmt.Sprintf("spec.audiences: %q is already listed by TokenPolicy %s/%s; that namespace owns it, and tokens of this policy for it pass only services that accept namespace %s with namespace=",
+					aud, other.Namespace, other.Name, p.Namespace))
+				break
+			}
+		}
+	}
+	return ws
 }
 
 // ValidateUpdate implements admission.Validator.
 func (v *TokenPolicyValidator) ValidateUpdate(ctx context.Context, old, p *authv1alpha1.TokenPolicy) (admission.Warnings, error) {
-	warnings := append(prePublishWarnings(p), deprecatedWarnings(p)...)
+	warnings := append(append(prePublishWarnings(p), deprecatedWarnings(p)...), v.sharedAudienceWarnings(ctx, p)...)
 	if old.Spec.Algorithm != p.Spec.Algorithm {
 		warnings = append(warnings, fmt.Sprintf("spec.algorithm: changing %s to %s rolls the keys over through a rotation: a new %s key is published now and signs after the pre-publish lead (%s); tokens signed with the %s key stay valid until they expire",
 			old.Spec.Algorithm, p.Spec.Algorithm, p.Spec.Algorithm, p.Spec.Rotation.PrePublish.Duration, old.Spec.Algorithm))

@@ -384,15 +384,7 @@ func TestRevocationIsScopedToThePolicy(t *testing.T) {
 	f := newFixture(t)
 	victim := f.token(nil)
 	jti := introspectJTI(t, f, victim)
-	// The evil tenant: its own policy, key and account, in another namespace.
-	evilPol := types.NamespacedName{Namespace: "evil", Name: "evil"}
-	evilKey, _ := keys.Generate("ES256", 0, rand.Reader)
-	f.store.SetKeys(evilPol, "", []keys.Key{evilKey})
-	f.store.SetPolicy(PolicySource{Policy: Policy{Key: evilPol, Issuer: "https://evil.example", Audiences: []string{"evil-api"},
-		Algorithm: "ES256", TTL: 15 * time.Minute, Skew: 30 * time.Second, ActiveKey: evilKey.ID, RequestsPerSecond: 100, Burst: 100}, PublishedKids: []string{evilKey.ID}})
-	evilAcct := types.NamespacedName{Namespace: "evil", Name: "mallory"}
-	f.store.SetVerifier(evilAcct, "mallory-uid", &credentials.Verifier{Current: credentials.Hash("mallory-secret")})
-	f.store.SetAccount(Account{Key: evilAcct, UID: "mallory-uid", ClientID: "evil.mallory", Policy: "evil", Permissions: []string{"*"}})
+	evilKey := f.addTenant("evil", "evil-api")
 	is, _ := token.NewIssuer("https://evil.example", time.Minute, evilKey, f.clock)
 	forged, _, err := is.Issue(token.Request{Subject: "evil.mallory", ClientID: "evil.mallory", Audience: "evil-api", ID: jti,
 		Namespace: "evil", AccountUID: "mallory-uid"})
@@ -414,5 +406,68 @@ func TestRevocationIsScopedToThePolicy(t *testing.T) {
 	f.store.SetRevoked(map[string]time.Time{key: epoch.Add(time.Second)}, nil)
 	if f.store.revoked[key] != epoch.Add(time.Hour) {
 		t.Errorf("a later revocation shortened an earlier one: %v", f.store.revoked[key])
+	}
+}
+
+// addTenant adds a policy (audiences auds) and an account mallory with
+// secret "mallory-secret" and every permission in namespace ns, created
+// after the fixture's: another tenant of the same auth server.
+func (f *fixture) addTenant(ns string, auds ...string) keys.Key {
+	f.t.Helper()
+	pol := types.NamespacedName{Namespace: ns, Name: ns}
+	k, err := keys.Generate("ES256", 0, rand.Reader)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.store.SetKeys(pol, "", []keys.Key{k})
+	f.store.SetPolicy(PolicySource{Policy: Policy{Key: pol, Created: epoch.Add(time.Hour), Issuer: "https://" + ns + ".example", Audiences: auds,
+		Algorithm: "ES256", TTL: 15 * time.Minute, Skew: 30 * time.Second, ActiveKey: k.ID, RequestsPerSecond: 100, Burst: 100}, PublishedKids: []string{k.ID}})
+	acct := types.NamespacedName{Namespace: ns, Name: "mallory"}
+	f.store.SetVerifier(acct, "mallory-uid", &credentials.Verifier{Current: credentials.Hash("mallory-secret")})
+	f.store.SetAccount(Account{Key: acct, UID: "mallory-uid", ClientID: ns + ".mallory", Policy: ns, Permissions: []string{"*"}})
+	return k
+}
+
+// TestTenantIsolation: another namespace that lists our audience in its own
+// policy does not get through our ingress; introspection tells a client
+// nothing about another tenant's tokens.
+func TestTenantIsolation(t *testing.T) {
+	f := newFixture(t)
+	f.addTenant("evil", "orders-api")
+	evil := f.do("POST", "/token", url.Values{"grant_type": {"client_credentials"}, "audience": {"orders-api"}}, basic("evil.mallory", "mallory-secret"))
+	var tr tokenResponse
+	if err := json.Unmarshal(evil.Body.Bytes(), &tr); err != nil || evil.Code != 200 {
+		t.Fatalf("the other tenant's token: %d %s", evil.Code, evil.Body)
+	}
+	ours := f.token(nil)
+	cases := []struct {
+		name, target, tok string
+		status            int
+		code              string
+	}{
+		{"our token, our audience", "/validate?aud=orders-api", ours, 200, ""},
+		{"their token for our audience", "/validate?aud=orders-api", tr.AccessToken, 401, "wrong_audience"},
+		{"their token, no audience required", "/validate", tr.AccessToken, 200, ""},
+		{"their token where their namespace is accepted", "/validate?aud=orders-api&namespace=team,evil", tr.AccessToken, 200, ""},
+		{"their token where only ours is", "/validate?aud=orders-api&namespace=team", tr.AccessToken, 401, "wrong_namespace"},
+		{"our token where only ours is", "/validate?namespace=team", ours, 200, ""},
+		{"Envoy: their token for our audience", "/ext-authz;aud=orders-api/x", tr.AccessToken, 401, "wrong_audience"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			w := f.do("GET", c.target, nil, bearerHdr(c.tok))
+			if w.Code != c.status || w.Header().Get(HeaderAuthError) != c.code {
+				t.Errorf("%d %q, want %d %q", w.Code, w.Header().Get(HeaderAuthError), c.status, c.code)
+			}
+		})
+	}
+	// Introspection by another tenant's client: inactive, nothing else.
+	w := f.do("POST", "/introspect", url.Values{"token": {ours}}, basic("evil.mallory", "mallory-secret"))
+	var m map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &m); err != nil || m["active"] != false || len(m) != 1 {
+		t.Errorf("another tenant's introspection: %d %s", w.Code, w.Body)
+	}
+	if m := introspectMap(t, f, ours); m["active"] != true {
+		t.Errorf("our own introspection: %v", m)
 	}
 }

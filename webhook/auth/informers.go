@@ -148,7 +148,7 @@ func (f *Feed) setPolicy(o any) {
 		return
 	}
 	src := PolicySource{Policy: Policy{
-		Key: client.ObjectKeyFromObject(p), UID: p.UID, Issuer: p.Spec.Issuer, Audiences: p.Spec.Audiences,
+		Key: client.ObjectKeyFromObject(p), UID: p.UID, Created: p.CreationTimestamp.Time, Issuer: p.Spec.Issuer, Audiences: p.Spec.Audiences,
 		Algorithm: jose.SignatureAlgorithm(p.Spec.Algorithm), TTL: p.Spec.AccessTokenTTL.Duration,
 		Skew: p.Spec.ClockSkew.Duration, PrePublish: p.Spec.Rotation.PrePublish.Duration,
 		ActiveKey:         p.Status.ActiveKeyID,

@@ -48,7 +48,10 @@ const (
 type requirements struct {
 	audiences   []string
 	permissions []string
-	routes      bool
+	// namespaces the token's account may be in; empty: the namespace that
+	// owns each required audience.
+	namespaces []string
+	routes     bool
 }
 
 // externalAuth is what an external-auth call asks about.
@@ -121,8 +124,8 @@ var malformedMessages = map[shape]string{
 	shapeTraefik: "the original request is malformed",
 }
 
-// parseRequirements reads `aud` (repeated), `permission` (repeated or
-// comma-separated) and `routes=true`; any other name is refused, so a typo
+// parseRequirements reads `aud` (repeated), `permission` and `namespace`
+// (repeated or comma-separated) and `routes=true`; any other name is refused, so a typo
 // in a proxy's configuration fails closed instead of requiring nothing.
 func parseRequirements(params url.Values, into *requirements) *refusal {
 	for name, vs := range params {
@@ -137,6 +140,14 @@ func parseRequirements(params url.Values, into *requirements) *refusal {
 					}
 				}
 			}
+		case "namespace":
+			for _, v := range vs {
+				for _, n := range strings.Split(v, ",") {
+					if n = strings.TrimSpace(n); n != "" {
+						into.namespaces = append(into.namespaces, n)
+					}
+				}
+			}
 		case "routes":
 			for _, v := range vs {
 				switch v {
@@ -148,7 +159,7 @@ func parseRequirements(params url.Values, into *requirements) *refusal {
 				}
 			}
 		default:
-			return &refusal{http.StatusForbidden, codeBadRequirements, "unknown requirement parameter " + strconvQuote(name) + "; use aud, permission or routes"}
+			return &refusal{http.StatusForbidden, codeBadRequirements, "unknown requirement parameter " + strconvQuote(name) + "; use aud, permission, namespace or routes"}
 		}
 	}
 	return nil

@@ -78,7 +78,8 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	if !s.parseForm(w, r) {
 		return
 	}
-	if _, _, ok := s.authenticateClient(w, r); !ok {
+	caller, _, ok := s.authenticateClient(w, r)
+	if !ok {
 		return
 	}
 	raw := r.PostForm.Get("token")
@@ -91,7 +92,11 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	claims, p, ref := s.verify(raw)
 	var g grant
 	if ref == nil {
-		g, ref = s.authorize(claims, p, nil)
+		g, ref = s.authorize(claims, p, requirements{})
+	}
+	if ref == nil && caller.Key.Namespace != p.Key.Namespace {
+		// Another tenant's token: nothing about it is the caller's business.
+		ref = &refusal{}
 	}
 	if ref != nil {
 		writeJSON(w, http.StatusOK, introspection{Active: false})

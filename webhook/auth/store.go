@@ -27,7 +27,10 @@ import (
 type Policy struct {
 	Key types.NamespacedName
 	// UID is the TokenPolicy object's; only a key Secret it controls counts.
-	UID        types.UID
+	UID types.UID
+	// Created is the object's creationTimestamp: the first policy to list
+	// an audience owns it (see Store.AudienceOwner).
+	Created    time.Time
 	Issuer     string
 	Audiences  []string
 	Algorithm  jose.SignatureAlgorithm
@@ -86,6 +89,7 @@ type Store struct {
 	byKid     map[string]types.NamespacedName
 	revoked   map[string]time.Time // jti -> when it would expire anyway
 	routes    map[types.NamespacedName][]authz.Route
+	audOwner  map[string]string // audience -> namespace of its first claimant
 	ready     atomic.Bool
 	// version counts changes to policies and their keys: what a signature
 	// check depends on.
@@ -107,6 +111,7 @@ func NewStore(clk clock.PassiveClock) *Store {
 		byKid:     map[string]types.NamespacedName{},
 		revoked:   map[string]time.Time{},
 		routes:    map[types.NamespacedName][]authz.Route{},
+		audOwner:  map[string]string{},
 	}
 }
 
@@ -124,6 +129,7 @@ func (s *Store) SetPolicy(src PolicySource) {
 	defer s.mu.Unlock()
 	s.policySrc[src.Key] = src
 	s.rebuildPolicy(src.Key)
+	s.rebuildAudienceOwners()
 }
 
 // DeletePolicy forgets a TokenPolicy.
@@ -132,6 +138,41 @@ func (s *Store) DeletePolicy(key types.NamespacedName) {
 	defer s.mu.Unlock()
 	delete(s.policySrc, key)
 	s.rebuildPolicy(key)
+	s.rebuildAudienceOwners()
+}
+
+// rebuildAudienceOwners gives each audience to the namespace of the oldest
+// policy that lists it (ties by namespace/name): audiences are not
+// namespaced, and the first tenant to claim one owns it.
+func (s *Store) rebuildAudienceOwners() {
+	type claim struct {
+		created time.Time
+		key     string
+		ns      string
+	}
+	first := map[string]claim{}
+	for k, src := range s.policySrc {
+		c := claim{created: src.Created, key: k.String(), ns: k.Namespace}
+		for _, aud := range src.Audiences {
+			if old, ok := first[aud]; !ok || c.created.Before(old.created) || c.created.Equal(old.created) && c.key < old.key {
+				first[aud] = c
+			}
+		}
+	}
+	owners := make(map[string]string, len(first))
+	for aud, c := range first {
+		owners[aud] = c.ns
+	}
+	s.audOwner = owners
+}
+
+// AudienceOwner is the namespace that owns an audience: that of the oldest
+// TokenPolicy listing it. ok is false for an audience no policy lists.
+func (s *Store) AudienceOwner(aud string) (string, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ns, ok := s.audOwner[aud]
+	return ns, ok
 }
 
 // ownedKeys is a key Secret's key set and the UID of the TokenPolicy

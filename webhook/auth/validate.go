@@ -3,6 +3,7 @@ package auth
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/authframework/authframework/internal/authz"
@@ -60,7 +61,7 @@ func (s *Server) validateHandler(sh shape) http.HandlerFunc {
 		}
 		var g grant
 		if ref == nil {
-			g, ref = s.authorize(claims, p, ea.required.audiences)
+			g, ref = s.authorize(claims, p, ea.required)
 		}
 		if ref == nil {
 			ref = requirePermissions(g, ea.required.permissions)
@@ -129,19 +130,42 @@ type grant struct {
 // accepting tokens uses (/validate, /forward-auth, /ext-authz, /introspect,
 // /revoke): the token must be bound to the account object it names (same
 // UID, policy, namespace, client id and subject), the account enabled, the
-// token not revoked, and carry every audience in audiences.
-func (s *Server) authorize(c *token.Claims, p *Policy, audiences []string) (grant, *refusal) {
+// token not revoked, and it must meet the tenancy requirements of req
+// (audiences and namespaces; see tenantRefusal).
+func (s *Server) authorize(c *token.Claims, p *Policy, req requirements) (grant, *refusal) {
 	a, _ := s.store.AccountByClient(c.Namespace, c.ClientID)
 	if ref := accountRefusal(c, p, a, s.store.Revoked(p.Key, c.ID)); ref != nil {
 		return grant{}, ref
 	}
-	for _, aud := range audiences {
-		if !c.Audience.Contains(aud) {
-			return grant{}, &refusal{http.StatusUnauthorized, "wrong_audience", "the token is not meant for this service"}
-		}
+	if ref := tenantRefusal(c, p, req, s.store.AudienceOwner); ref != nil {
+		return grant{}, ref
 	}
 	perms, _ := authz.Narrow(a.Permissions, c.Permissions)
 	return grant{account: a, permissions: perms}, nil
+}
+
+// tenantRefusal refuses a token of another tenant than the caller asks for.
+// Each required audience must be in the token. Audiences are not
+// namespaced, so another namespace could list the same one; unless the
+// caller names the namespaces it accepts (`namespace=`), a required
+// audience admits only tokens of the namespace that owns it — the one whose
+// TokenPolicy listed it first.
+func tenantRefusal(c *token.Claims, p *Policy, req requirements, owner func(string) (string, bool)) *refusal {
+	wrong := &refusal{http.StatusUnauthorized, "wrong_audience", "the token is not meant for this service"}
+	for _, aud := range req.audiences {
+		if !c.Audience.Contains(aud) {
+			return wrong
+		}
+		if len(req.namespaces) == 0 {
+			if ns, ok := owner(aud); !ok || ns != p.Key.Namespace {
+				return &refusal{http.StatusUnauthorized, "wrong_audience", "the token's namespace does not own this audience; name the namespaces this service accepts with namespace="}
+			}
+		}
+	}
+	if len(req.namespaces) > 0 && !slices.Contains(req.namespaces, p.Key.Namespace) {
+		return &refusal{http.StatusUnauthorized, "wrong_namespace", "the token's account is not in a namespace this service accepts"}
+	}
+	return nil
 }
 
 // accountRefusal decides whether a token verified by policy p still belongs
