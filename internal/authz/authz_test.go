@@ -3,6 +3,7 @@ package authz
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -164,5 +165,19 @@ func TestLint(t *testing.T) {
 	}
 	if p, w := Lint([]string{"a:read"}, []Route{{Paths: []string{"/x/**"}}}); len(p)+len(w) != 0 {
 		t.Errorf("a clean role: %v %v", p, w)
+	}
+}
+
+// TestNarrowRefusesWhatIsNotAPermission: a scope item that is not a
+// permission is denied even when a wildcard would cover it as a string.
+func TestNarrowRefusesWhatIsNotAPermission(t *testing.T) {
+	granted := []string{"inventory:*"}
+	for _, req := range []string{"inventory:read,orders:write,*", "inventory:read orders:write", "inventory:", "inventory:read\n", "inventory:*:x", "inventory:" + strings.Repeat("a", 260)} {
+		if allowed, denied := Narrow(granted, []string{req}); len(allowed) != 0 || len(denied) != 1 {
+			t.Errorf("%q: allowed %q", req, allowed)
+		}
+	}
+	if allowed, _ := Narrow(granted, []string{"inventory:read", "inventory:items:*"}); len(allowed) != 2 {
+		t.Errorf("valid permissions were denied: %q", allowed)
 	}
 }

@@ -4,6 +4,7 @@
 package authz
 
 import (
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -45,12 +46,25 @@ func Missing(granted, required []string) []string {
 	return out
 }
 
+// permissionPattern is the Role API's syntax for a permission.
+var permissionPattern = regexp.MustCompile(`^(\*|[A-Za-z0-9][A-Za-z0-9._-]*(:[A-Za-z0-9][A-Za-z0-9._-]*)*(:\*)?)$`)
+
+// ValidPermission reports whether p is a permission as the Role API defines
+// it (`orders:read`, `orders:*`, `*`; at most 253 characters). Nothing else
+// may be granted: a requested "permission" such as `a:read,b:write` would be
+// covered by `a:*` and then read as two by an upstream splitting
+// X-User-Permissions on commas.
+func ValidPermission(p string) bool {
+	return len(p) <= 253 && permissionPattern.MatchString(p)
+}
+
 // Narrow returns the requested permissions that the granted ones cover and
-// those they do not, for an OAuth2 `scope` request. An empty request narrows
-// to nothing: the caller decides whether that means "all granted".
+// those they do not (including any that is not a valid permission), for an
+// OAuth2 `scope` request. An empty request narrows to nothing: the caller
+// decides whether that means "all granted".
 func Narrow(granted, requested []string) (allowed, denied []string) {
 	for _, r := range requested {
-		if slices.ContainsFunc(granted, func(g string) bool { return Covers(g, r) }) {
+		if ValidPermission(r) && slices.ContainsFunc(granted, func(g string) bool { return Covers(g, r) }) {
 			allowed = append(allowed, r)
 		} else {
 			denied = append(denied, r)

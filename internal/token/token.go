@@ -131,7 +131,9 @@ func (is *Issuer) Issue(r Request) (string, Claims, error) {
 		return "", Claims{}, errors.New("issuing a token needs a subject, client id, audience, id and account UID")
 	}
 	for k := range r.Extra {
-		if reserved[k] {
+		// In any letter case: consumers that match claim names loosely must
+		// not read an extra claim as a reserved one.
+		if reserved[strings.ToLower(k)] {
 			return "", Claims{}, fmt.Errorf("extra claim %q is reserved", k)
 		}
 	}

@@ -171,7 +171,7 @@ func TestIssueAndVerifyEveryAlgorithm(t *testing.T) {
 func TestIssueRefusesReservedExtraClaims(t *testing.T) {
 	f := newFixture(t)
 	is, _ := NewIssuer(testIssuer, time.Minute, f.key, f.clock)
-	for _, name := range []string{"sub", "aud", "permissions", "client_id", "account_uid"} {
+	for _, name := range []string{"sub", "aud", "permissions", "client_id", "account_uid", "SUB", "Scope", "Account_UID"} {
 		if _, _, err := is.Issue(Request{Subject: "s", ClientID: "c", Audience: "a", ID: "j", AccountUID: "u", Extra: map[string]string{name: "x"}}); err == nil {
 			t.Errorf("extra claim %q was accepted", name)
 		}

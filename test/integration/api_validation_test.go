@@ -170,7 +170,11 @@ func TestInvalidObjectsAreRefused(t *testing.T) {
 // tokens cannot be issued.
 func TestEveryReservedClaimIsRefused(t *testing.T) {
 	ns := newNamespace(t)
-	for i, name := range token.ReservedClaims() {
+	var names []string
+	for _, n := range token.ReservedClaims() {
+		names = append(names, n, strings.ToUpper(n))
+	}
+	for i, name := range names {
 		obj := object(t, validAccount, "extraClaims: {"+name+": x}")
 		obj.SetNamespace(ns)
 		obj.SetName("reserved-" + itoa(i))

@@ -455,3 +455,17 @@ func TestValidateRoutes(t *testing.T) {
 		t.Errorf("without routes=true: %d", w.Code)
 	}
 }
+
+// TestSwappedCredentialsAreNotLogged: a caller who swaps client id and
+// secret sends its secret as the id; the audit line carries a label, not
+// the value.
+func TestSwappedCredentialsAreNotLogged(t *testing.T) {
+	f := newFixture(t)
+	if w := f.do("POST", "/token", url.Values{"grant_type": {"client_credentials"}}, basic(secret, clientID)); w.Code != 401 {
+		t.Fatalf("swapped credentials: %d", w.Code)
+	}
+	if !strings.Contains(f.logs.String(), `"clientID":"unknown:`) {
+		t.Errorf("the failure was not audited with a label: %s", f.logs)
+	}
+	f.assertNoSecretsLogged(nil)
+}

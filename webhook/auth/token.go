@@ -2,6 +2,7 @@ package auth
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"net/http"
@@ -79,13 +80,17 @@ func (s *Server) authenticateClient(w http.ResponseWriter, r *http.Request) (*Ac
 		}
 		// A correct secret never reaches this: brute-force protection
 		// throttles failures only, so it cannot lock the real client out.
+		logged := id
+		if !known {
+			logged = unknownClientLabel(id)
+		}
 		if wait, throttled := s.auth.failed(id, s.source(r), now); throttled {
-			s.auditFailure(r, id, why+"; throttled")
+			s.auditFailure(r, logged, why+"; throttled")
 			w.Header().Set("Retry-After", seconds(wait))
 			s.writeOAuthError(w, r, http.StatusTooManyRequests, "invalid_client", "client authentication failed; too many failed attempts from this address, retry later")
 			return nil, nil, false
 		}
-		s.auditFailure(r, id, why)
+		s.auditFailure(r, logged, why)
 		w.Header().Set("WWW-Authenticate", `Basic realm="authframework"`)
 		s.writeOAuthError(w, r, http.StatusUnauthorized, "invalid_client", "client authentication failed")
 		return nil, nil, false
@@ -100,11 +105,15 @@ func (s *Server) authenticateClient(w http.ResponseWriter, r *http.Request) (*Ac
 	return a, p, true
 }
 
+// unknownClientLabel is how an unknown client id is logged: a SHA-256
+// prefix, never the value. A caller who swaps id and secret sends its secret
+// as the id; a label still lets an operator count repeated attempts.
+func unknownClientLabel(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return "unknown:" + hex.EncodeToString(sum[:6])
+}
+
 func (s *Server) auditFailure(r *http.Request, clientID, why string) {
-	// The client id a caller sends is attacker-controlled: bound its length.
-	if len(clientID) > 128 {
-		clientID = clientID[:128]
-	}
 	s.opts.Audit.Info("client authentication failed", "event", "client_auth_failed", "clientID", clientID, "reason", why,
 		"remoteAddr", r.RemoteAddr, "requestID", requestID(r))
 }
