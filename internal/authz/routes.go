@@ -76,12 +76,18 @@ func hostMatches(rule, host string) bool {
 }
 
 // NormalizePath returns the path an upstream following RFC 3986 would see:
-// query and fragment dropped, percent-encoded unreserved characters decoded,
+// query dropped, percent-encoded unreserved characters decoded,
 // other escapes upper-cased, duplicate slashes merged and dot segments
 // removed. Paths whose meaning depends on the upstream (encoded `/` or `\`,
-// raw backslashes, control characters, bad escapes) are refused.
+// raw backslashes, control characters, bad escapes, a raw `#`, a dot segment
+// with path parameters such as `..;`) are refused.
 func NormalizePath(raw string) (string, error) {
-	if i := strings.IndexAny(raw, "?#"); i >= 0 {
+	if strings.Contains(raw, "#") {
+		// A request target carries no fragment (RFC 9112 §3.2); nginx passes
+		// a raw # on to the upstream, which may read past it.
+		return "", ErrUnsafePath
+	}
+	if i := strings.IndexByte(raw, '?'); i >= 0 {
 		raw = raw[:i]
 	}
 	if !strings.HasPrefix(raw, "/") {
@@ -113,7 +119,31 @@ func NormalizePath(raw string) (string, error) {
 			b.WriteByte(c)
 		}
 	}
-	return removeDotSegments(b.String()), nil
+	decoded := b.String()
+	if hasParameterDotSegment(decoded) {
+		return "", ErrUnsafePath
+	}
+	return removeDotSegments(decoded), nil
+}
+
+// hasParameterDotSegment reports a segment that is `.` or `..` followed by
+// path parameters (`..;x`, `..%3B`): Tomcat, Jetty and Spring drop the
+// parameters and resolve the dot segment, which a matcher that keeps them
+// would not.
+func hasParameterDotSegment(p string) bool {
+	for _, seg := range strings.Split(p, "/") {
+		base := seg
+		if i := strings.Index(strings.ToUpper(base), "%3B"); i >= 0 {
+			base = base[:i]
+		}
+		if i := strings.IndexByte(base, ';'); i >= 0 {
+			base = base[:i]
+		}
+		if base != seg && (base == "." || base == "..") {
+			return true
+		}
+	}
+	return false
 }
 
 // removeDotSegments resolves `.` and `..` and merges empty segments, keeping
