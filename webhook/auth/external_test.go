@@ -474,3 +474,30 @@ func TestTenantIsolation(t *testing.T) {
 		t.Errorf("our own introspection: %v", m)
 	}
 }
+
+// TestDuplicateClientIDKeepsTheFirstAccount: an account of another
+// namespace claiming an existing client id (the admission webhook absent
+// or racing) neither takes the id over nor breaks its owner, and its going
+// away changes nothing.
+func TestDuplicateClientIDKeepsTheFirstAccount(t *testing.T) {
+	f := newFixture(t)
+	tok := f.token(nil)
+	spoof := types.NamespacedName{Namespace: "evil", Name: "spoof"}
+	f.store.SetVerifier(spoof, "spoof-uid", &credentials.Verifier{Current: credentials.Hash("spoof-secret")})
+	f.store.SetAccount(Account{Key: spoof, UID: "spoof-uid", Created: epoch.Add(time.Hour), ClientID: clientID, Policy: "orders", Permissions: []string{"*"}})
+	check := func(when string) {
+		t.Helper()
+		if w := f.do("GET", "/validate", nil, bearerHdr(tok)); w.Code != 200 || w.Header().Get("X-User-Namespace") != ns {
+			t.Errorf("%s: the owner's token: %d %v", when, w.Code, w.Header())
+		}
+		if w := f.do("POST", "/token", url.Values{"grant_type": {"client_credentials"}}, basic(clientID, secret)); w.Code != 200 {
+			t.Errorf("%s: the owner's secret: %d", when, w.Code)
+		}
+	}
+	check("with a duplicate")
+	if w := f.do("POST", "/token", url.Values{"grant_type": {"client_credentials"}}, basic(clientID, "spoof-secret")); w.Code != 401 {
+		t.Errorf("the duplicate's secret authenticated as the owner's client id: %d", w.Code)
+	}
+	f.store.DeleteAccount(spoof)
+	check("after the duplicate is deleted")
+}

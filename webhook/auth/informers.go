@@ -168,7 +168,7 @@ func (f *Feed) setAccount(o any) {
 		return
 	}
 	a := Account{
-		Key: client.ObjectKeyFromObject(sa), UID: sa.UID, ClientID: sa.Status.ClientID, Policy: sa.Spec.TokenPolicyRef.Name,
+		Key: client.ObjectKeyFromObject(sa), UID: sa.UID, Created: sa.CreationTimestamp.Time, ClientID: sa.Status.ClientID, Policy: sa.Spec.TokenPolicyRef.Name,
 		// Enforce the spec at once, not when the controller mirrors it.
 		Disabled: sa.Spec.Disabled, Roles: slices.Clone(sa.Status.Roles), Permissions: slices.Clone(sa.Status.Permissions),
 		Extra: sa.Spec.ExtraClaims,

@@ -51,7 +51,10 @@ type Policy struct {
 type Account struct {
 	Key types.NamespacedName
 	// UID is the object's metadata.uid; tokens are bound to it.
-	UID                      types.UID
+	UID types.UID
+	// Created is the object's creationTimestamp: of two accounts claiming
+	// one client id, the older keeps it.
+	Created                  time.Time
 	ClientID                 string
 	Policy                   string
 	Disabled                 bool
@@ -85,6 +88,7 @@ type Store struct {
 	policySrc map[types.NamespacedName]PolicySource
 	accounts  map[types.NamespacedName]*Account
 	byClient  map[string]types.NamespacedName
+	claimants map[string][]types.NamespacedName // every account naming a client id
 	verifiers map[types.NamespacedName]ownedVerifier
 	byKid     map[string]types.NamespacedName
 	revoked   map[string]time.Time // jti -> when it would expire anyway
@@ -107,6 +111,7 @@ func NewStore(clk clock.PassiveClock) *Store {
 		policySrc: map[types.NamespacedName]PolicySource{},
 		accounts:  map[types.NamespacedName]*Account{},
 		byClient:  map[string]types.NamespacedName{},
+		claimants: map[string][]types.NamespacedName{},
 		verifiers: map[types.NamespacedName]ownedVerifier{},
 		byKid:     map[string]types.NamespacedName{},
 		revoked:   map[string]time.Time{},
@@ -234,9 +239,6 @@ func (s *Store) SetAccount(a Account) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, had := s.accounts[a.Key]
-	if had && s.byClient[old.ClientID] == a.Key {
-		delete(s.byClient, old.ClientID)
-	}
 	a.Verifier, a.HasVerifier = s.verifierOf(&a)
 	if had && sameDecisionInputs(old, &a) {
 		// A status-only update (conditions, token refresh times): cached
@@ -247,19 +249,55 @@ func (s *Store) SetAccount(a Account) {
 		a.generation = s.generations
 	}
 	s.accounts[a.Key] = &a
-	if a.ClientID != "" {
-		s.byClient[a.ClientID] = a.Key
+	if had && old.ClientID != a.ClientID {
+		s.claimants[old.ClientID] = slices.DeleteFunc(s.claimants[old.ClientID], func(k types.NamespacedName) bool { return k == a.Key })
 	}
+	if a.ClientID != "" && !slices.Contains(s.claimants[a.ClientID], a.Key) {
+		s.claimants[a.ClientID] = append(s.claimants[a.ClientID], a.Key)
+	}
+	if had {
+		s.electClient(old.ClientID)
+	}
+	s.electClient(a.ClientID)
 }
 
 // DeleteAccount forgets a ServiceAccount.
 func (s *Store) DeleteAccount(key types.NamespacedName) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old, ok := s.accounts[key]; ok && s.byClient[old.ClientID] == key {
-		delete(s.byClient, old.ClientID)
-	}
+	old, had := s.accounts[key]
 	delete(s.accounts, key)
+	if had {
+		s.claimants[old.ClientID] = slices.DeleteFunc(s.claimants[old.ClientID], func(k types.NamespacedName) bool { return k == key })
+		s.electClient(old.ClientID)
+	}
+}
+
+// electClient gives a client id to the oldest account claiming it (ties
+// by namespace/name). The admission webhook refuses a second claim, but it
+// reads a cache and may be absent: whatever arrives, the first account keeps
+// its id, a later duplicate authenticates as nobody, and the first is back
+// at once when the duplicate goes.
+func (s *Store) electClient(id string) {
+	if id == "" {
+		return
+	}
+	var best *Account
+	for _, key := range s.claimants[id] {
+		a := s.accounts[key]
+		if a == nil || a.ClientID != id {
+			continue
+		}
+		if best == nil || a.Created.Before(best.Created) || a.Created.Equal(best.Created) && a.Key.String() < best.Key.String() {
+			best = a
+		}
+	}
+	if best == nil {
+		delete(s.byClient, id)
+		delete(s.claimants, id)
+		return
+	}
+	s.byClient[id] = best.Key
 }
 
 // ownedVerifier is a verifier Secret's hashes and the UID of the account
