@@ -187,6 +187,13 @@ func SecretPlan(in SecretInput) SecretDecision {
 	}
 	kept := graces[:0]
 	for _, g := range graces {
+		// No secret works longer than one grace period from now: the copy on
+		// the credentials Secret is editable by whoever may update that
+		// Secret, and an entry written there must not outlive the grace
+		// (a hash added with a far expiry would be a backdoor).
+		if limit := now.Add(in.Grace); g.ExpiresAt.After(limit) {
+			g.ExpiresAt = limit
+		}
 		if in.RevokePrevious || !now.Before(g.ExpiresAt) {
 			d.DropPrevious = true
 			continue

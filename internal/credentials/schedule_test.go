@@ -343,3 +343,20 @@ func TestSecretsAtEveryInstant(t *testing.T) {
 		t.Errorf("only %d rotations and %d losses in a year", rotations, losses)
 	}
 }
+
+// TestSecretPlanCapsGraceFromTheCopy: a hash added to the copy on the
+// credentials Secret with a far expiry, then the verifier deleted, works at
+// most one grace period — it cannot become a backdoor.
+func TestSecretPlanCapsGraceFromTheCopy(t *testing.T) {
+	period, grace := 90*24*time.Hour, 24*time.Hour
+	first := SecretPlan(SecretInput{Period: period, Grace: grace, Now: t0})
+	v1 := first.Verifier(Hash("one"))
+	forged := NewVerifier(v1.Current, []Grace{{Hash: Hash("attacker"), ExpiresAt: t0.AddDate(4, 0, 0)}})
+	now := t0.Add(time.Hour)
+	d := SecretPlan(SecretInput{State: first.State, Delivered: Hash("one"), Copy: &forged, Period: period, Grace: grace, Now: now})
+	for _, g := range d.Grace {
+		if g.ExpiresAt.After(now.Add(grace)) {
+			t.Errorf("a grace from the copy lasts until %v, beyond one grace period (%v)", g.ExpiresAt, now.Add(grace))
+		}
+	}
+}
