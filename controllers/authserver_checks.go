@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -169,15 +168,9 @@ func (c *HTTPChecks) subject(ctx context.Context, ns string) (*authv1alpha1.Toke
 }
 
 func (c *HTTPChecks) mint(p *authv1alpha1.TokenPolicy, sa *authv1alpha1.ServiceAccount, k keys.Key) (string, error) {
-	is, err := token.NewIssuer(p.Spec.Issuer, p.Spec.AccessTokenTTL.Duration, k, c.Clock)
-	if err != nil {
-		return "", err
-	}
-	jti := make([]byte, 16)
-	_, _ = rand.Read(jti)
-	raw, _, err := is.Issue(token.Request{Subject: sa.Status.ClientID, ClientID: sa.Status.ClientID, Audience: p.Spec.Audiences[0],
-		ID: "smoke-" + hex.EncodeToString(jti), Permissions: sa.Status.Permissions, Roles: sa.Status.Roles, Namespace: sa.Namespace,
-		AccountUID: string(sa.UID)})
+	raw, _, err := token.Mint(p.Spec.Issuer, p.Spec.AccessTokenTTL.Duration, k, c.Clock, rand.Reader, token.Subject{
+		ClientID: sa.Status.ClientID, Namespace: sa.Namespace, UID: string(sa.UID), Roles: sa.Status.Roles,
+	}, p.Spec.Audiences[0], sa.Status.Permissions)
 	return raw, err
 }
 

@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -273,20 +272,14 @@ func (r *ServiceAccountReconciler) reconcileTokenSecret(ctx context.Context, v *
 		return time.Time{}, nil // nothing to mint with, or nothing to mint for
 	}
 	p := v.policy
-	audience := sa.Spec.TokenSecret.Audience
-	if audience == "" {
-		audience = p.Spec.Audiences[0]
-	}
-	if !slices.Contains(p.Spec.Audiences, audience) {
-		return time.Time{}, &errStalled{authv1alpha1.ReasonInvalidSpec, fmt.Sprintf("tokenSecret.audience %q is not one of TokenPolicy %s's audiences", audience, p.Name)}
-	}
-	perms := v.permissions
-	if req := sa.Spec.TokenSecret.Permissions; len(req) > 0 {
-		var denied []string
-		perms, denied = authz.Narrow(v.permissions, req)
-		if len(denied) > 0 {
-			return time.Time{}, &errStalled{authv1alpha1.ReasonInvalidSpec, fmt.Sprintf("tokenSecret.permissions asks for permissions the account's roles do not grant: %s", joinOrNone(denied))}
-		}
+	// The same grant decision as the token endpoint's.
+	audience, perms, err := authz.Grant(v.permissions, p.Spec.Audiences, authz.GrantRequest{Scope: sa.Spec.TokenSecret.Permissions, Audience: sa.Spec.TokenSecret.Audience})
+	var scopeErr *authz.ScopeError
+	switch {
+	case errors.As(err, &scopeErr):
+		return time.Time{}, &errStalled{authv1alpha1.ReasonInvalidSpec, fmt.Sprintf("tokenSecret.permissions asks for permissions the account's roles do not grant: %s", joinOrNone(scopeErr.Denied))}
+	case err != nil:
+		return time.Time{}, &errStalled{authv1alpha1.ReasonInvalidSpec, fmt.Sprintf("tokenSecret.audience of TokenPolicy %s: %v", p.Name, err)}
 	}
 	hash := claimsHash(sa.EffectiveClientID(), audience, perms, v.roles, sa.Spec.ExtraClaims, p.Spec.Issuer, p.Spec.AccessTokenTTL.Duration, sa.UID)
 
@@ -348,19 +341,10 @@ func (r *ServiceAccountReconciler) mint(ctx context.Context, v *accountView, aud
 	if i < 0 {
 		return "", token.Claims{}, fmt.Errorf("the active key of TokenPolicy %s is not in its key Secret yet", p.Name)
 	}
-	issuer, err := token.NewIssuer(p.Spec.Issuer, p.Spec.AccessTokenTTL.Duration, ks[i], r.Clock)
-	if err != nil {
-		return "", token.Claims{}, err
-	}
-	jti := make([]byte, 16)
-	if _, err := io.ReadFull(r.entropy(), jti); err != nil {
-		return "", token.Claims{}, err
-	}
 	sa := v.sa
-	return issuer.Issue(token.Request{
-		Subject: sa.EffectiveClientID(), ClientID: sa.EffectiveClientID(), Audience: audience, ID: hex.EncodeToString(jti),
-		Permissions: perms, Roles: v.roles, Namespace: sa.Namespace, AccountUID: string(sa.UID), Extra: sa.Spec.ExtraClaims,
-	})
+	return token.Mint(p.Spec.Issuer, p.Spec.AccessTokenTTL.Duration, ks[i], r.Clock, r.entropy(), token.Subject{
+		ClientID: sa.EffectiveClientID(), Namespace: sa.Namespace, UID: string(sa.UID), Roles: v.roles, Extra: sa.Spec.ExtraClaims,
+	}, audience, perms)
 }
 
 // summarise writes the resolved view and the conditions, and warns once when

@@ -191,3 +191,36 @@ func TestNarrowRefusesWhatIsNotAPermission(t *testing.T) {
 		t.Errorf("valid permissions were denied: %q", allowed)
 	}
 }
+
+// TestGrant is the one grant decision of the token endpoint and the token
+// Secret.
+func TestGrant(t *testing.T) {
+	held, auds := []string{"orders:*", "inventory:read"}, []string{"orders-api", "inventory-api"}
+	cases := []struct {
+		name      string
+		req       GrantRequest
+		aud       string
+		perms     []string
+		scopeErr  bool
+		targetErr bool
+	}{
+		{"defaults: first audience, every permission", GrantRequest{}, "orders-api", held, false, false},
+		{"audience", GrantRequest{Audience: "inventory-api"}, "inventory-api", held, false, false},
+		{"resource", GrantRequest{Resources: []string{"inventory-api"}}, "inventory-api", held, false, false},
+		{"audience and resource agree", GrantRequest{Audience: "inventory-api", Resources: []string{"inventory-api"}}, "inventory-api", held, false, false},
+		{"audience and resource disagree", GrantRequest{Audience: "orders-api", Resources: []string{"inventory-api"}}, "", nil, false, true},
+		{"two resources", GrantRequest{Resources: []string{"orders-api", "inventory-api"}}, "", nil, false, true},
+		{"another tenant's audience", GrantRequest{Audience: "payments-api"}, "", nil, false, true},
+		{"narrowed scope", GrantRequest{Scope: []string{"orders:read"}}, "orders-api", []string{"orders:read"}, false, false},
+		{"scope beyond what is held", GrantRequest{Scope: []string{"orders:read", "admin:*"}}, "", nil, true, false},
+		{"scope that is not a permission", GrantRequest{Scope: []string{"orders:read,admin:*"}}, "", nil, true, false},
+	}
+	for _, c := range cases {
+		aud, perms, err := Grant(held, auds, c.req)
+		var se *ScopeError
+		var te *TargetError
+		if errors.As(err, &se) != c.scopeErr || errors.As(err, &te) != c.targetErr || aud != c.aud || !slices.Equal(perms, c.perms) {
+			t.Errorf("%s: %q %q %v", c.name, aud, perms, err)
+		}
+	}
+}

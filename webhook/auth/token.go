@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -165,32 +164,16 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.writeOAuthError(w, r, http.StatusServiceUnavailable, "temporarily_unavailable", "the client's token policy has no active signing key yet")
 		return
 	}
-	perms := a.Permissions
-	if scope := strings.Fields(r.PostForm.Get("scope")); len(scope) > 0 {
-		allowed, denied := authz.Narrow(a.Permissions, scope)
-		if len(denied) > 0 {
-			s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_scope", "the client may not request: "+strings.Join(denied, " "))
-			return
-		}
-		perms = allowed
-	}
-	audience := r.PostForm.Get("audience")
-	if res := r.PostForm["resource"]; len(res) > 0 {
-		switch {
-		case len(res) > 1:
-			s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_target", "one resource per token")
-			return
-		case audience != "" && audience != res[0]:
-			s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_target", "audience and resource name different targets; send one")
-			return
-		}
-		audience = res[0]
-	}
-	if audience == "" {
-		audience = p.Audiences[0]
-	}
-	if !slices.Contains(p.Audiences, audience) {
-		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_target", "the audience is not one of the client's policy: "+strings.Join(p.Audiences, ", "))
+	audience, perms, err := authz.Grant(a.Permissions, p.Audiences, authz.GrantRequest{
+		Scope: strings.Fields(r.PostForm.Get("scope")), Audience: r.PostForm.Get("audience"), Resources: r.PostForm["resource"],
+	})
+	var scopeErr *authz.ScopeError
+	switch {
+	case errors.As(err, &scopeErr):
+		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_scope", err.Error())
+		return
+	case err != nil:
+		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_target", err.Error())
 		return
 	}
 	raw, claims, err := s.issue(a, p, audience, perms)
@@ -216,18 +199,8 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) issue(a *Account, p *Policy, audience string, perms []string) (string, token.Claims, error) {
-	is, err := token.NewIssuer(p.Issuer, p.TTL, p.Published[p.ActiveKey], s.opts.Clock)
-	if err != nil {
-		return "", token.Claims{}, err
-	}
-	jti := make([]byte, 16)
-	if _, err := rand.Read(jti); err != nil {
-		return "", token.Claims{}, err
-	}
-	return is.Issue(token.Request{
-		Subject: a.ClientID, ClientID: a.ClientID, Audience: audience, ID: hex.EncodeToString(jti),
-		Permissions: perms, Roles: a.Roles, Namespace: a.Key.Namespace, AccountUID: string(a.UID), Extra: a.Extra,
-	})
+	return token.Mint(p.Issuer, p.TTL, p.Published[p.ActiveKey], s.opts.Clock, rand.Reader,
+		token.Subject{ClientID: a.ClientID, Namespace: a.Key.Namespace, UID: string(a.UID), Roles: a.Roles, Extra: a.Extra}, audience, perms)
 }
 
 func seconds(d time.Duration) string {
