@@ -74,8 +74,9 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: verify
-verify: manifests generate fmt vet ## Regenerate everything and fail if anything changed or is untracked.
+verify: manifests generate fmt vet ## Regenerate everything and fail if anything changed or is untracked; the PROJECT file and the import rules hold.
 	go mod tidy
+	go test -count=1 -run '^(TestProjectFile|TestImportRules)$$' .
 	@hack/verify-clean.sh
 
 ##@ Build

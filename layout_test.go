@@ -1,11 +1,14 @@
 package main
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+
+	"sigs.k8s.io/yaml"
 )
 
 const module = "github.com/authframework/authframework"
@@ -57,6 +60,68 @@ func TestImportRules(t *testing.T) {
 	for _, r := range rules {
 		if bad := forbidden(t, r.pattern, r.forbidden...); len(bad) > 0 {
 			t.Errorf("%s imports %s (%s)", r.pattern, strings.Join(bad, ", "), r.why)
+		}
+	}
+}
+
+// TestProjectFile keeps the kubebuilder PROJECT file true: its kinds are
+// the CRDs controller-gen writes, and its webhooks the paths in
+// config/webhook/manifests.yaml.
+func TestProjectFile(t *testing.T) {
+	var project struct {
+		Domain    string `json:"domain"`
+		Resources []struct {
+			Group, Kind, Version, Domain, Path string
+			Webhooks                           struct{ Defaulting, Validation bool } `json:"webhooks"`
+		} `json:"resources"`
+	}
+	b, err := os.ReadFile("PROJECT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &project); err != nil {
+		t.Fatal(err)
+	}
+	webhooks, err := os.ReadFile(filepath.Join("config", "webhook", "manifests.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	crds, _ := filepath.Glob(filepath.Join("config", "crd", "bases", "*.yaml"))
+	if project.Domain != "authframework.dev" || len(project.Resources) != len(crds) {
+		t.Fatalf("PROJECT lists %d kinds in %q; config/crd/bases has %d", len(project.Resources), project.Domain, len(crds))
+	}
+	for _, r := range project.Resources {
+		group := r.Group + "." + r.Domain
+		var crd struct {
+			Spec struct {
+				Group string
+				Names struct{ Kind, Plural string }
+			}
+		}
+		if b, err := os.ReadFile(filepath.Join("config", "crd", "bases", group+"_"+strings.ToLower(r.Kind)+"s.yaml")); err != nil {
+			if b, err = os.ReadFile(filepath.Join("config", "crd", "bases", group+"_"+strings.ToLower(strings.TrimSuffix(r.Kind, "y"))+"ies.yaml")); err != nil {
+				t.Errorf("PROJECT kind %s has no CRD", r.Kind)
+				continue
+			} else {
+				_ = yaml.Unmarshal(b, &crd)
+			}
+		} else {
+			_ = yaml.Unmarshal(b, &crd)
+		}
+		if crd.Spec.Names.Kind != r.Kind || crd.Spec.Group != group || r.Path != module+"/api/"+r.Version {
+			t.Errorf("PROJECT kind %s/%s does not match its CRD (%s, %s)", group, r.Kind, crd.Spec.Group, crd.Spec.Names.Kind)
+		}
+		for _, w := range []struct {
+			on     bool
+			prefix string
+		}{{r.Webhooks.Defaulting, "/mutate-"}, {r.Webhooks.Validation, "/validate-"}} {
+			path := w.prefix + strings.ReplaceAll(group, ".", "-") + "-" + r.Version + "-" + crd.Spec.Names.Plural[:len(crd.Spec.Names.Plural)-len("s")]
+			if strings.HasSuffix(crd.Spec.Names.Plural, "ies") {
+				path = w.prefix + strings.ReplaceAll(group, ".", "-") + "-" + r.Version + "-" + strings.ToLower(r.Kind)
+			}
+			if has := strings.Contains(string(webhooks), "path: "+path+"\n"); has != w.on {
+				t.Errorf("PROJECT says %s webhook %s is %v; config/webhook/manifests.yaml says %v", r.Kind, path, w.on, has)
+			}
 		}
 	}
 }
