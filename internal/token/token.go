@@ -225,26 +225,67 @@ type header struct {
 	X5c  json.RawMessage `json:"x5c"`
 }
 
+// Header is a token's protected header, read once: by Verify, or by a
+// caller that finds the key by KeyID itself and then calls VerifyParsed.
+type Header struct{ h header }
+
+// KeyID is the header's kid ("" when absent).
+func (h Header) KeyID() string { return h.h.Kid }
+
+// ParseHeader checks a token's size (at most DefaultMaxSize) and shape
+// (three base64url parts, a JSON header without duplicate members) and
+// reads its header. Nothing is verified. Errors: ErrTooLarge, ErrMalformed.
+func ParseHeader(raw string) (Header, error) { return parseHeader(raw, DefaultMaxSize) }
+
+func parseHeader(raw string, maxSize int) (Header, error) {
+	if len(raw) > maxSize {
+		return Header{}, ErrTooLarge
+	}
+	if strings.Count(raw, ".") != 2 {
+		return Header{}, fmt.Errorf("%w: want three parts", ErrMalformed)
+	}
+	headSeg, _, _ := strings.Cut(raw, ".")
+	var h header
+	if err := decodeSegment(headSeg, &h); err != nil {
+		return Header{}, fmt.Errorf("%w: header: %v", ErrMalformed, err)
+	}
+	return Header{h: h}, nil
+}
+
 // Verify checks raw and returns its claims. The order follows RFC 8725 and
 // Kubernetes' own token authenticator: cheap structural checks first, the key
 // only from our set by kid, the signature, then the claims.
 func (v *Verifier) Verify(raw string) (*Claims, error) {
-	maxSize := v.MaxSize
-	if maxSize == 0 {
-		maxSize = DefaultMaxSize
+	h, err := parseHeader(raw, v.maxSize())
+	if err != nil {
+		return nil, err
 	}
-	if len(raw) > maxSize {
+	return v.verify(raw, h, func(kid string) (PublicKey, bool) {
+		k, ok := v.Keys[kid]
+		return k, ok
+	})
+}
+
+// VerifyParsed is Verify for a caller that has parsed the header
+// (ParseHeader) and looked the key up by its kid among this verifier's keys
+// itself: the header is not read again and the key not looked up again.
+// The same checks, in the same order, with the same errors.
+func (v *Verifier) VerifyParsed(raw string, h Header, key PublicKey) (*Claims, error) {
+	if len(raw) > v.maxSize() {
 		return nil, ErrTooLarge
 	}
-	if strings.Count(raw, ".") != 2 {
-		return nil, fmt.Errorf("%w: want three parts", ErrMalformed)
-	}
-	headSeg, _, _ := strings.Cut(raw, ".")
+	return v.verify(raw, h, func(string) (PublicKey, bool) { return key, true })
+}
 
-	var h header
-	if err := decodeSegment(headSeg, &h); err != nil {
-		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
+func (v *Verifier) maxSize() int {
+	if v.MaxSize == 0 {
+		return DefaultMaxSize
 	}
+	return v.MaxSize
+}
+
+func (v *Verifier) verify(raw string, hd Header, lookup func(kid string) (PublicKey, bool)) (*Claims, error) {
+	h := hd.h
 	alg := jose.SignatureAlgorithm(h.Alg)
 	if !v.allows(alg) {
 		return nil, ErrAlgorithm
@@ -258,7 +299,7 @@ func (v *Verifier) Verify(raw string) (*Claims, error) {
 	if h.Kid == "" {
 		return nil, ErrMissingKeyID
 	}
-	key, ok := v.Keys[h.Kid]
+	key, ok := lookup(h.Kid)
 	if !ok {
 		return nil, ErrUnknownKey
 	}
@@ -285,27 +326,6 @@ func (v *Verifier) Verify(raw string) (*Claims, error) {
 		return nil, err
 	}
 	return &c, nil
-}
-
-// KeyID reads the kid of a token's header without verifying anything, so a
-// caller can find the policy whose keys verify it. The same size and shape
-// checks as Verify apply first.
-func KeyID(raw string) (string, error) {
-	if len(raw) > DefaultMaxSize {
-		return "", ErrTooLarge
-	}
-	if strings.Count(raw, ".") != 2 {
-		return "", fmt.Errorf("%w: want three parts", ErrMalformed)
-	}
-	headSeg, _, _ := strings.Cut(raw, ".")
-	var h header
-	if err := decodeSegment(headSeg, &h); err != nil {
-		return "", fmt.Errorf("%w: header: %v", ErrMalformed, err)
-	}
-	if h.Kid == "" {
-		return "", ErrMissingKeyID
-	}
-	return h.Kid, nil
 }
 
 func (v *Verifier) allows(alg jose.SignatureAlgorithm) bool {

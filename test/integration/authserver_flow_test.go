@@ -28,7 +28,10 @@ type replica struct {
 func startReplica(t *testing.T, ctx context.Context, revocationNS string) replica {
 	t.Helper()
 	store := auth.NewStore(fakeClock)
-	feed, err := auth.NewFeed(cfg, scheme, store, auth.FeedOptions{RevocationNamespace: revocationNS})
+	// One tenant's auth server, as an AuthServer with watchNamespaces runs:
+	// the suite's other namespaces list the same audiences in their own
+	// policies, and an audience belongs to the namespace that listed it first.
+	feed, err := auth.NewFeed(cfg, scheme, store, auth.FeedOptions{RevocationNamespace: revocationNS, Namespaces: []string{revocationNS}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,8 +3,12 @@ package auth
 import (
 	"crypto/rand"
 	"encoding/json"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -500,4 +504,41 @@ func TestDuplicateClientIDKeepsTheFirstAccount(t *testing.T) {
 	}
 	f.store.DeleteAccount(spoof)
 	check("after the duplicate is deleted")
+}
+
+// TestRefusalKinds: every refusal code the handlers use has one status and
+// RFC 6750 code in the table, and refusals are only 401 or 403 (nginx turns
+// anything else into a 500).
+func TestRefusalKinds(t *testing.T) {
+	files, _ := filepath.Glob("*.go")
+	used := map[string]bool{}
+	lit := regexp.MustCompile(`newRefusal\("([a-z_]+)"`)
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range lit.FindAllStringSubmatch(string(b), -1) {
+			used[m[1]] = true
+		}
+	}
+	if len(used) < 10 {
+		t.Fatalf("found only %d refusal codes in the source; the scan is broken", len(used))
+	}
+	for code := range used {
+		if _, ok := refusalKinds[code]; !ok {
+			t.Errorf("refusal code %q has no kind", code)
+		}
+	}
+	for code, k := range refusalKinds {
+		if k.status != http.StatusUnauthorized && k.status != http.StatusForbidden {
+			t.Errorf("%s: status %d", code, k.status)
+		}
+		if (k.rfc6750 == "insufficient_scope") != (code == "insufficient_scope") || (k.status == http.StatusUnauthorized) != (k.rfc6750 == "invalid_token" || code == "missing_token") {
+			t.Errorf("%s: RFC 6750 code %q with status %d", code, k.rfc6750, k.status)
+		}
+	}
 }

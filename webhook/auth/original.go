@@ -96,7 +96,7 @@ func readExternalAuth(sh shape, r *http.Request) (externalAuth, *refusal) {
 		ea.has = err == nil
 	}
 	if err != nil {
-		return ea, &refusal{http.StatusForbidden, codeMalformedRequest, malformedMessages[sh]}
+		return ea, newRefusal(codeMalformedRequest, malformedMessages[sh])
 	}
 	if ref := parseRequirements(params, &ea.required); ref != nil {
 		return ea, ref
@@ -105,7 +105,7 @@ func readExternalAuth(sh shape, r *http.Request) (externalAuth, *refusal) {
 		return ea, ref
 	}
 	if ea.required.routes && (!ea.has || ea.original.Method == "") {
-		return ea, &refusal{http.StatusForbidden, codeMissingRequest, missingRequestMessages[sh]}
+		return ea, newRefusal(codeMissingRequest, missingRequestMessages[sh])
 	}
 	return ea, nil
 }
@@ -155,11 +155,11 @@ func parseRequirements(params url.Values, into *requirements) *refusal {
 					into.routes = true
 				case "false", "":
 				default:
-					return &refusal{http.StatusForbidden, codeBadRequirements, "routes must be true or false"}
+					return newRefusal(codeBadRequirements, "routes must be true or false")
 				}
 			}
 		default:
-			return &refusal{http.StatusForbidden, codeBadRequirements, "unknown requirement parameter " + strconvQuote(name) + "; use aud, permission, namespace or routes"}
+			return newRefusal(codeBadRequirements, "unknown requirement parameter "+strconvQuote(name)+"; use aud, permission, namespace or routes")
 		}
 	}
 	return nil
@@ -227,7 +227,7 @@ func fromExtAuthzPath(r *http.Request) (url.Values, authz.Request, error) {
 // method and the same request URI, byte for byte; with no request of its
 // own, the shape has nothing to disagree with.
 func checkAgreement(sh shape, ea externalAuth, r *http.Request) *refusal {
-	conflict := &refusal{http.StatusForbidden, codeConflictingRequest, "the call carries two different original requests; the proxy's own headers must be the only ones"}
+	conflict := newRefusal(codeConflictingRequest, "the call carries two different original requests; the proxy's own headers must be the only ones")
 	if !ea.has {
 		return nil
 	}

@@ -442,17 +442,6 @@ func (s *Store) AccountByClient(namespace, clientID string) (*Account, bool) {
 	return s.accounts[key], true
 }
 
-// PolicyByKid returns the policy publishing a key.
-func (s *Store) PolicyByKid(kid string) (*Policy, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	key, ok := s.byKid[kid]
-	if !ok {
-		return nil, false
-	}
-	p, ok := s.policies[key]
-	return p, ok
-}
 
 // current reports whether a cached result made with policy p for the
 // account generation gen still stands: the policy has not been rebuilt (its
@@ -481,6 +470,22 @@ func (s *Store) generationLocked(c *token.Claims) uint64 {
 		return 0
 	}
 	return s.accounts[key].generation
+}
+
+// KeyByKid returns the policy publishing a key and the key, by kid.
+func (s *Store) KeyByKid(kid string) (*Policy, token.PublicKey, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	key, ok := s.byKid[kid]
+	if !ok {
+		return nil, token.PublicKey{}, false
+	}
+	p, ok := s.policies[key]
+	if !ok {
+		return nil, token.PublicKey{}, false
+	}
+	pub, ok := p.verifier.Keys[kid]
+	return p, pub, ok
 }
 
 // PolicyByName returns a policy.

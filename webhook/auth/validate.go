@@ -10,30 +10,70 @@ import (
 	"github.com/authframework/authframework/internal/token"
 )
 
-// refusal is a /validate decision against the caller.
+// refusal is a decision against the caller of an external-auth endpoint:
+// a code from refusalKinds and a message that echoes nothing secret.
 type refusal struct {
 	status int
 	code   string
 	msg    string
 }
 
-// tokenErrorMessages say why a token was refused without echoing it.
-func refusalFor(err error) refusal {
+// refusalKinds is the one table from a refusal's code to its HTTP status
+// and its RFC 6750 §3.1 error code (for WWW-Authenticate; "" for none).
+// Refusals are 401 or 403 only: nginx's auth_request turns every other
+// status into a 500.
+var refusalKinds = map[string]struct {
+	status  int
+	rfc6750 string
+}{
+	"missing_token":           {http.StatusUnauthorized, ""}, // RFC 6750 §3.1: no code without credentials
+	"invalid_token":           {http.StatusUnauthorized, "invalid_token"},
+	"token_expired":           {http.StatusUnauthorized, "invalid_token"},
+	"token_not_yet_valid":     {http.StatusUnauthorized, "invalid_token"},
+	"token_too_large":         {http.StatusUnauthorized, "invalid_token"},
+	"bad_signature":           {http.StatusUnauthorized, "invalid_token"},
+	"unknown_key":             {http.StatusUnauthorized, "invalid_token"},
+	"wrong_audience":          {http.StatusUnauthorized, "invalid_token"},
+	"wrong_namespace":         {http.StatusUnauthorized, "invalid_token"},
+	"unknown_client":          {http.StatusUnauthorized, "invalid_token"},
+	"client_disabled":         {http.StatusUnauthorized, "invalid_token"},
+	"token_revoked":           {http.StatusUnauthorized, "invalid_token"},
+	"too_many_invalid_tokens": {http.StatusUnauthorized, "invalid_token"},
+	"insufficient_scope":      {http.StatusForbidden, "insufficient_scope"},
+	"route_not_allowed":       {http.StatusForbidden, ""},
+	codeUnsafePath:            {http.StatusForbidden, ""},
+	codeConflictingRequest:    {http.StatusForbidden, ""},
+	codeMissingRequest:        {http.StatusForbidden, ""},
+	codeMalformedRequest:      {http.StatusForbidden, ""},
+	codeBadRequirements:       {http.StatusForbidden, ""},
+}
+
+// newRefusal makes a refusal of a kind in refusalKinds.
+func newRefusal(code, msg string) *refusal {
+	k, ok := refusalKinds[code]
+	if !ok {
+		panic("refusal code without a kind: " + code) // a programming error; TestRefusalKinds covers every code
+	}
+	return &refusal{status: k.status, code: code, msg: msg}
+}
+
+// refusalFor says why a token was refused without echoing it.
+func refusalFor(err error) *refusal {
 	switch {
 	case errors.Is(err, token.ErrExpired):
-		return refusal{http.StatusUnauthorized, "token_expired", "the token has expired"}
+		return newRefusal("token_expired", "the token has expired")
 	case errors.Is(err, token.ErrNotYetValid), errors.Is(err, token.ErrIssuedInFuture):
-		return refusal{http.StatusUnauthorized, "token_not_yet_valid", "the token is not valid yet"}
+		return newRefusal("token_not_yet_valid", "the token is not valid yet")
 	case errors.Is(err, token.ErrAudience):
-		return refusal{http.StatusUnauthorized, "wrong_audience", "the token is not meant for this service"}
+		return newRefusal("wrong_audience", "the token is not meant for this service")
 	case errors.Is(err, token.ErrUnknownKey):
-		return refusal{http.StatusUnauthorized, "unknown_key", "the token's signing key is unknown or revoked"}
+		return newRefusal("unknown_key", "the token's signing key is unknown or revoked")
 	case errors.Is(err, token.ErrSignature):
-		return refusal{http.StatusUnauthorized, "bad_signature", "the token's signature is invalid"}
+		return newRefusal("bad_signature", "the token's signature is invalid")
 	case errors.Is(err, token.ErrTooLarge):
-		return refusal{http.StatusUnauthorized, "token_too_large", "the token is too large"}
+		return newRefusal("token_too_large", "the token is too large")
 	default:
-		return refusal{http.StatusUnauthorized, "invalid_token", "the token is invalid"}
+		return newRefusal("invalid_token", "the token is invalid")
 	}
 }
 
@@ -98,20 +138,22 @@ func (s *Server) verify(raw string) (*token.Claims, *Policy, *refusal) {
 		return e.claims, e.policy, nil
 	}
 	s.metrics.cacheMisses.Inc()
-	kid, err := token.KeyID(raw)
+	// The header is read once and the key looked up once, by kid, among
+	// our own published keys; the policy that publishes it verifies.
+	h, err := token.ParseHeader(raw)
 	if err != nil {
-		ref := refusalFor(err)
-		return nil, nil, &ref
+		return nil, nil, refusalFor(err)
 	}
-	p, ok := s.store.PolicyByKid(kid)
+	if h.KeyID() == "" {
+		return nil, nil, refusalFor(token.ErrMissingKeyID)
+	}
+	p, pub, ok := s.store.KeyByKid(h.KeyID())
 	if !ok {
-		ref := refusalFor(token.ErrUnknownKey)
-		return nil, nil, &ref
+		return nil, nil, refusalFor(token.ErrUnknownKey)
 	}
-	claims, err := p.Verify(raw)
+	claims, err := p.verifier.VerifyParsed(raw, h, pub)
 	if err != nil {
-		ref := refusalFor(err)
-		return nil, nil, &ref
+		return nil, nil, refusalFor(err)
 	}
 	// Live no longer than the token, leeway included.
 	s.cache.put(key, cached{claims: claims, policy: p, expires: claims.Expiry.Time().Add(p.Skew), generation: s.store.generation(claims)})
@@ -151,19 +193,19 @@ func (s *Server) authorize(c *token.Claims, p *Policy, req requirements) (grant,
 // audience admits only tokens of the namespace that owns it — the one whose
 // TokenPolicy listed it first.
 func tenantRefusal(c *token.Claims, p *Policy, req requirements, owner func(string) (string, bool)) *refusal {
-	wrong := &refusal{http.StatusUnauthorized, "wrong_audience", "the token is not meant for this service"}
+	wrong := newRefusal("wrong_audience", "the token is not meant for this service")
 	for _, aud := range req.audiences {
 		if !c.Audience.Contains(aud) {
 			return wrong
 		}
 		if len(req.namespaces) == 0 {
 			if ns, ok := owner(aud); !ok || ns != p.Key.Namespace {
-				return &refusal{http.StatusUnauthorized, "wrong_audience", "the token's namespace does not own this audience; name the namespaces this service accepts with namespace="}
+				return newRefusal("wrong_audience", "the token's namespace does not own this audience; name the namespaces this service accepts with namespace=")
 			}
 		}
 	}
 	if len(req.namespaces) > 0 && !slices.Contains(req.namespaces, p.Key.Namespace) {
-		return &refusal{http.StatusUnauthorized, "wrong_namespace", "the token's account is not in a namespace this service accepts"}
+		return newRefusal("wrong_namespace", "the token's account is not in a namespace this service accepts")
 	}
 	return nil
 }
@@ -179,11 +221,11 @@ func accountRefusal(c *token.Claims, p *Policy, a *Account, revoked bool) *refus
 	}
 	switch {
 	case a.Disabled:
-		return &refusal{http.StatusUnauthorized, "client_disabled", "the token's client is disabled"}
+		return newRefusal("client_disabled", "the token's client is disabled")
 	case !a.RevokeTokensIssuedBefore.IsZero() && c.IssuedAt.Time().Before(a.RevokeTokensIssuedBefore):
-		return &refusal{http.StatusUnauthorized, "token_revoked", "the token was issued before the client's tokens were revoked"}
+		return newRefusal("token_revoked", "the token was issued before the client's tokens were revoked")
 	case revoked:
-		return &refusal{http.StatusUnauthorized, "token_revoked", "the token has been revoked"}
+		return newRefusal("token_revoked", "the token has been revoked")
 	}
 	return nil
 }
@@ -194,9 +236,9 @@ func accountRefusal(c *token.Claims, p *Policy, a *Account, revoked bool) *refus
 func bindingRefusal(c *token.Claims, p *Policy, a *Account) *refusal {
 	switch {
 	case a == nil || a.Policy != p.Key.Name || a.Key.Namespace != p.Key.Namespace || string(a.UID) != c.AccountUID:
-		return &refusal{http.StatusUnauthorized, "unknown_client", "the token was issued to an account object that no longer exists (deleted, or deleted and created again)"}
+		return newRefusal("unknown_client", "the token was issued to an account object that no longer exists (deleted, or deleted and created again)")
 	case c.Subject != a.ClientID || c.ClientID != a.ClientID || c.Namespace != a.Key.Namespace:
-		return &refusal{http.StatusUnauthorized, "invalid_token", "the token's identity claims do not match its account"}
+		return newRefusal("invalid_token", "the token's identity claims do not match its account")
 	}
 	return nil
 }
@@ -204,19 +246,14 @@ func bindingRefusal(c *token.Claims, p *Policy, a *Account) *refusal {
 // requirePermissions refuses a grant that lacks a required permission.
 func requirePermissions(g grant, required []string) *refusal {
 	if missing := authz.Missing(g.permissions, required); len(missing) > 0 {
-		return &refusal{http.StatusForbidden, "insufficient_scope", "the token lacks a required permission: " + strings.Join(missing, " ")}
+		return newRefusal("insufficient_scope", "the token lacks a required permission: "+strings.Join(missing, " "))
 	}
 	return nil
 }
 
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, ref refusal, c *token.Claims, ea externalAuth) {
-	switch ref.status {
-	case http.StatusUnauthorized:
-		w.Header().Set("WWW-Authenticate", `Bearer realm="authframework", error="invalid_token", error_description="`+ref.msg+`"`)
-	case http.StatusForbidden:
-		if ref.code == "insufficient_scope" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="authframework", error="insufficient_scope", error_description="`+ref.msg+`"`)
-		}
+	if rfc := refusalKinds[ref.code].rfc6750; rfc != "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="authframework", error="`+rfc+`", error_description="`+ref.msg+`"`)
 	}
 	kv := []any{"event", "token_refused", "code", ref.code, "status", ref.status, "requestID", requestID(r), "remoteAddr", r.RemoteAddr}
 	if ea.has {
@@ -238,9 +275,9 @@ func (s *Server) checkRoutes(orig authz.Request, a *Account) *refusal {
 	allowed, err := authz.RoutesAllow(s.store.Routes(a), orig)
 	switch {
 	case err != nil:
-		return &refusal{http.StatusForbidden, codeUnsafePath, "the request path is ambiguous (encoded slash, backslash or control character)"}
+		return newRefusal(codeUnsafePath, "the request path is ambiguous (encoded slash, backslash or control character)")
 	case !allowed:
-		return &refusal{http.StatusForbidden, "route_not_allowed", "no route rule of the client's roles allows this request"}
+		return newRefusal("route_not_allowed", "no route rule of the client's roles allows this request")
 	}
 	return nil
 }
