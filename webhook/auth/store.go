@@ -442,7 +442,6 @@ func (s *Store) AccountByClient(namespace, clientID string) (*Account, bool) {
 	return s.accounts[key], true
 }
 
-
 // current reports whether a cached result made with policy p for the
 // account generation gen still stands: the policy has not been rebuilt (its
 // keys, issuer, audiences and lifetimes are the same) and the token's
