@@ -152,9 +152,13 @@ func (r *ServiceAccountReconciler) reconcileClientSecret(ctx context.Context, v 
 	if err != nil {
 		return time.Time{}, err
 	}
+	// A Secret left by a deleted account of the same name (garbage
+	// collection is asynchronous) is overwritten, and nothing in it is kept:
+	// the old object's secrets must not work for the new one.
+	credsIn, verifierIn := ownData(creds, sa), ownData(verifierSecret, sa)
 	delivered := ""
-	if creds != nil {
-		delivered = string(creds.Data[authv1alpha1.ClientSecretKey])
+	if credsIn != nil {
+		delivered = string(credsIn.Data[authv1alpha1.ClientSecretKey])
 	}
 	in := credentials.SecretInput{
 		State:  secretStateFromStatus(&sa.Status),
@@ -165,11 +169,11 @@ func (r *ServiceAccountReconciler) reconcileClientSecret(ctx context.Context, v 
 	if delivered != "" {
 		in.Delivered = credentials.Hash(delivered)
 	}
-	if verifierSecret != nil {
-		in.Verifier = decodeVerifier(verifierSecret.Data[authv1alpha1.VerifierKey])
+	if verifierIn != nil {
+		in.Verifier = decodeVerifier(verifierIn.Data[authv1alpha1.VerifierKey])
 	}
-	if creds != nil {
-		in.Copy = decodeVerifier([]byte(creds.Annotations[authv1alpha1.AnnotationVerifierCopy]))
+	if credsIn != nil {
+		in.Copy = decodeVerifier([]byte(credsIn.Annotations[authv1alpha1.AnnotationVerifierCopy]))
 	}
 	rotateReq := sa.Annotations[authv1alpha1.AnnotationRotate]
 	revokeReq := sa.Annotations[authv1alpha1.AnnotationRevokePreviousSecret]
@@ -436,6 +440,19 @@ func (r *ServiceAccountReconciler) getSecret(ctx context.Context, ns, name strin
 		return nil, err
 	}
 	return &s, nil
+}
+
+// ownData returns s when its data belongs to owner: it has no controller,
+// or owner (same UID) is its controller. A Secret controlled by a deleted
+// object of the same name reads as absent.
+func ownData(s *corev1.Secret, owner metav1.Object) *corev1.Secret {
+	if s == nil {
+		return nil
+	}
+	if ref := metav1.GetControllerOf(s); ref != nil && ref.UID != owner.GetUID() {
+		return nil
+	}
+	return s
 }
 
 // writeSecret creates or updates an owned Secret when its data or

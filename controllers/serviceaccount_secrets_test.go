@@ -5,6 +5,10 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
 	"github.com/authframework/authframework/internal/credentials"
 )
@@ -58,5 +62,24 @@ func TestClientIDAndTokenSecretName(t *testing.T) {
 	sa.Spec.TokenSecret = &authv1alpha1.TokenSecretSpec{SecretName: "mounted"}
 	if got := tokenSecretName(sa); got != "mounted" {
 		t.Errorf("token Secret %q", got)
+	}
+}
+
+// TestOwnData: a Secret controlled by a deleted object of the same name is
+// not the new object's, whatever its name says.
+func TestOwnData(t *testing.T) {
+	sa := &authv1alpha1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "billing", UID: "new"}}
+	ctrl := func(uid types.UID) *corev1.Secret {
+		yes := true
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{OwnerReferences: []metav1.OwnerReference{{Kind: "ServiceAccount", Name: "billing", UID: uid, Controller: &yes}}}}
+	}
+	for _, c := range []struct {
+		name string
+		s    *corev1.Secret
+		own  bool
+	}{{"absent", nil, false}, {"no controller", &corev1.Secret{}, true}, {"this object", ctrl("new"), true}, {"a deleted object of the same name", ctrl("old"), false}} {
+		if got := ownData(c.s, sa) != nil; got != c.own {
+			t.Errorf("%s: own %v", c.name, got)
+		}
 	}
 }

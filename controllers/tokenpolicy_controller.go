@@ -151,6 +151,11 @@ func (r *TokenPolicyReconciler) readKeySecret(ctx context.Context, policy *authv
 		}
 		return nil, nil, err
 	}
+	if ownData(&secret, policy) == nil {
+		// Left by a deleted policy of the same name: its keys are not this
+		// policy's; the Secret is rewritten with this policy's own.
+		return &secret, nil, nil
+	}
 	parsed, err := keys.ParsePrivate(secret.Data[authv1alpha1.KeySetDataKey])
 	if err != nil {
 		log.FromContext(ctx).Info("key Secret is damaged; restoring it from held keys", "secret", key.Name, "reason", err.Error())
