@@ -3,9 +3,9 @@ package integration
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
-	"fmt"
 	"slices"
 	"testing"
 	"time"
