@@ -59,9 +59,24 @@ type AuthServerReconciler struct {
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
 
-// Reconcile observes, asks the state machine, runs the checks it asks for,
-// writes the objects and status, and requeues at the next check.
-func (r *AuthServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+// authServerReady is the AuthServer's Ready table. An AuthServer that may
+// read only its own namespace still serves it: CrossNamespaceNotAllowed is
+// advisory.
+var authServerReady = []readyRow{
+	{Type: authv1alpha1.ConditionPermissionsGranted, Advisory: []string{authv1alpha1.ReasonCrossNamespaceNotAllowed}},
+	{Type: authv1alpha1.ConditionAvailable},
+}
+
+// ClusterRoleRecheck is how long an AuthServer whose server ClusterRole is
+// missing waits before looking again. ClusterRoles are not watched: the
+// operator may get only the two it binds, not list them.
+const ClusterRoleRecheck = 15 * time.Second
+
+// Reconcile grants the pods their permissions, then observes, asks the
+// state machine, runs the checks it asks for, writes the objects, and
+// requeues at the next check. Status is patched once, in the deferred step,
+// whatever happened.
+func (r *AuthServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, err error) {
 	var as authv1alpha1.AuthServer
 	if err := r.APIReader.Get(ctx, req.NamespacedName, &as); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -69,41 +84,68 @@ func (r *AuthServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if !as.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.release(ctx, &as)
 	}
+	now := r.Clock.Now().UTC().Truncate(time.Second)
+	before := as.Status.DeepCopy()
+	var readyReason, readyMessage string
+	defer func() {
+		as.Status.ObservedGeneration = as.Generation
+		base := as.DeepCopy()
+		base.Status = *before
+		res, err = statusStep{client: r.Client, recorder: r.Recorder, obj: &as, base: base, conds: &as.Status.Conditions,
+			table: authServerReady, now: now, readyReason: readyReason, readyMessage: readyMessage}.finish(ctx, res, err)
+	}()
+
 	// The pods get their permissions before they exist.
 	perms, err := r.grant(ctx, &as)
 	if err != nil {
-		return ctrl.Result{}, err
+		return ctrl.Result{}, failed(authv1alpha1.ConditionPermissionsGranted, authv1alpha1.ReasonGrantFailed, "binding the auth server's ServiceAccount", err)
 	}
-	in, deps, err := r.observe(ctx, &as)
+	r.recordPermissions(&as, before, perms, now)
+	in, plan, err := r.rollOut(ctx, &as)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	base, err := r.observeRouting(ctx, &as, &in)
+	r.recordRollout(&as, before, in, plan, now)
+	readyReason, readyMessage = plan.Status.Reason, plan.Message
+	res = ctrl.Result{RequeueAfter: requeueAfter(plan.NextCheck, in.Now)}
+	if perms.reason == authv1alpha1.ReasonClusterRoleMissing {
+		// The rollout went on (the pods wait for their permissions), but
+		// the AuthServer is not Ready until the ClusterRole exists.
+		return res, waitFor(authv1alpha1.ConditionPermissionsGranted, perms.reason, perms.message, ClusterRoleRecheck)
+	}
+	return res, nil
+}
+
+// rollOut observes the colors, asks the state machine, runs the checks it
+// asks for, and writes the objects of the plan.
+func (r *AuthServerReconciler) rollOut(ctx context.Context, as *authv1alpha1.AuthServer) (rollout.Input, rollout.Plan, error) {
+	in, deps, err := r.observe(ctx, as)
 	if err != nil {
-		return ctrl.Result{}, err
+		return in, rollout.Plan{}, err
+	}
+	base, err := r.observeRouting(ctx, as, &in)
+	if err != nil {
+		return in, rollout.Plan{}, err
 	}
 	plan := rollout.Next(in)
 	if plan.RunSmokeTests || plan.RunAnalysis {
 		// Run what the plan asked for and decide again with the results.
 		observed := in.Status
-		r.check(ctx, &as, plan, &in)
+		r.check(ctx, as, plan, &in)
 		plan = rollout.Next(in)
 		// The analysis is decided from the first plan's status; the event
 		// is for the whole step from what was observed.
 		plan.Transitioned = rollout.Transitioned(observed, plan.Status)
 	}
-	if err := r.apply(ctx, &as, plan, deps); err != nil {
-		return ctrl.Result{}, err
+	if err := r.apply(ctx, as, plan, deps); err != nil {
+		return in, plan, failed("", authv1alpha1.ReasonApplyFailed, "writing the auth server's objects", err)
 	}
 	// After the Services: at the end of the steps the active Service has
 	// switched before the canary Ingress goes.
-	if err := r.route(ctx, &as, plan, base); err != nil {
-		return ctrl.Result{}, err
+	if err := r.route(ctx, as, plan, base); err != nil {
+		return in, plan, failed("", authv1alpha1.ReasonApplyFailed, "writing the canary Ingress", err)
 	}
-	if err := r.updateStatus(ctx, &as, in, plan, perms); err != nil {
-		return ctrl.Result{}, err
-	}
-	return ctrl.Result{RequeueAfter: requeueAfter(plan.NextCheck, in.Now)}, nil
+	return in, plan, nil
 }
 
 func (r *AuthServerReconciler) observe(ctx context.Context, as *authv1alpha1.AuthServer) (rollout.Input, map[rollout.Color]*appsv1.Deployment, error) {
@@ -257,12 +299,23 @@ func (r *AuthServerReconciler) deleteIfOwned(ctx context.Context, as *authv1alph
 	return client.IgnoreNotFound(r.Delete(ctx, obj))
 }
 
-func (r *AuthServerReconciler) updateStatus(ctx context.Context, as *authv1alpha1.AuthServer, in rollout.Input, plan rollout.Plan, perms permissions) error {
-	before := as.DeepCopy()
-	now := in.Now.Truncate(time.Second)
+// recordPermissions sets PermissionsGranted and warns when it turns False
+// with a new reason; a missing ClusterRole is warned about with Ready, as the
+// failure that keeps the AuthServer from being Ready.
+func (r *AuthServerReconciler) recordPermissions(as *authv1alpha1.AuthServer, before *authv1alpha1.AuthServerStatus, perms permissions, now time.Time) {
+	prev := meta.FindStatusCondition(before.Conditions, authv1alpha1.ConditionPermissionsGranted)
+	setCondition(&as.Status.Conditions, as.Generation, now, authv1alpha1.ConditionPermissionsGranted, perms.status, perms.reason, perms.message)
+	if perms.status == metav1.ConditionFalse && perms.reason != authv1alpha1.ReasonClusterRoleMissing && (prev == nil || prev.Reason != perms.reason) {
+		r.Recorder.Eventf(as, nil, corev1.EventTypeWarning, perms.reason, "Grant", "%s", perms.message)
+	}
+}
+
+// recordRollout records the plan the objects now follow: phase, colors,
+// replicas, the Available, Progressing, RolledBack and TrafficRoutingReady
+// conditions, and the events of the step.
+func (r *AuthServerReconciler) recordRollout(as *authv1alpha1.AuthServer, before *authv1alpha1.AuthServerStatus, in rollout.Input, plan rollout.Plan, now time.Time) {
 	ps := plan.Status
 	st := &as.Status
-	st.ObservedGeneration = as.Generation
 	st.Phase, st.PhaseReason = authv1alpha1.RolloutPhase(ps.Phase), ps.Reason
 	st.PhaseStartedAt = metaTimeOf(ps.PhaseStartedAt)
 	st.NextCheckTime = metaTimeOf(plan.NextCheck.Truncate(time.Second))
@@ -285,23 +338,13 @@ func (r *AuthServerReconciler) updateStatus(ctx context.Context, as *authv1alpha
 		ps.Phase == rollout.Analysing || ps.Phase == rollout.ScalingDown
 	setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionProgressing, boolCondition(progressing), ps.Reason, plan.Message)
 	setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionRolledBack, boolCondition(ps.Phase == rollout.RolledBack), ps.Reason, plan.Message)
-	if capacity.OK && ps.Phase != rollout.Degraded {
-		setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionReady, metav1.ConditionTrue, ps.Reason, plan.Message)
-	} else {
-		setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionReady, metav1.ConditionFalse, capacity.Reason, capacity.Message)
-	}
 	if tr := as.Spec.Rollout.TrafficRouting; tr == nil {
 		meta.RemoveStatusCondition(&st.Conditions, authv1alpha1.ConditionTrafficRoutingReady)
 	} else if p := in.Results.RoutingProblem; p != "" {
-		setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionTrafficRoutingReady, metav1.ConditionFalse, "IngressUnusable", p)
+		setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionTrafficRoutingReady, metav1.ConditionFalse, authv1alpha1.ReasonIngressUnusable, p)
 	} else {
-		setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionTrafficRoutingReady, metav1.ConditionTrue, "IngressFound",
+		setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionTrafficRoutingReady, metav1.ConditionTrue, authv1alpha1.ReasonIngressFound,
 			fmt.Sprintf("steps go through %s-canary beside Ingress %s", tr.Ingress, tr.Ingress))
-	}
-	prev := meta.FindStatusCondition(before.Status.Conditions, authv1alpha1.ConditionPermissionsGranted)
-	setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionPermissionsGranted, perms.status, perms.reason, perms.message)
-	if perms.status == metav1.ConditionFalse && (prev == nil || prev.Reason != perms.reason) {
-		r.Recorder.Eventf(as, nil, corev1.EventTypeWarning, perms.reason, "Grant", "%s", perms.message)
 	}
 	if plan.Transitioned {
 		kind := corev1.EventTypeNormal
@@ -310,14 +353,10 @@ func (r *AuthServerReconciler) updateStatus(ctx context.Context, as *authv1alpha
 		}
 		r.Recorder.Eventf(as, nil, kind, ps.Reason, string(ps.Phase), "%s", plan.Message)
 	}
-	if capacity.Lost && !capacityLost(before.Status.Conditions) && ps.Phase != rollout.Degraded {
+	if capacity.Lost && !capacityLost(before.Conditions) && ps.Phase != rollout.Degraded {
 		// Mid-rollout a loss is no phase change, but still worth a warning.
 		r.Recorder.Eventf(as, nil, corev1.EventTypeWarning, capacity.Reason, string(ps.Phase), "%s", capacity.Message)
 	}
-	if semanticEqual(before.Status, as.Status) {
-		return nil
-	}
-	return r.Status().Patch(ctx, as, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
 }
 
 // capacityLost reads from the Available condition whether the active color

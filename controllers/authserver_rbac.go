@@ -104,7 +104,7 @@ type permissions struct {
 // while any lives outside the AuthServer's namespace.
 func (r *AuthServerReconciler) grant(ctx context.Context, as *authv1alpha1.AuthServer) (permissions, error) {
 	if r.RBAC.ReadClusterRole == "" {
-		return permissions{metav1.ConditionUnknown, "NotManaged",
+		return permissions{metav1.ConditionUnknown, authv1alpha1.ReasonNotManaged,
 			fmt.Sprintf("the operator does not bind the auth server's ServiceAccount (--server-cluster-role is empty); bind %s/%s yourself", as.Namespace, as.Name)}, nil
 	}
 	want, refused := serverBindings(as, r.RBAC)
@@ -133,20 +133,20 @@ func (r *AuthServerReconciler) grant(ctx context.Context, as *authv1alpha1.AuthS
 	for _, role := range []string{r.RBAC.ReadClusterRole, r.RBAC.RevocationsClusterRole} {
 		var cr rbacv1.ClusterRole
 		if err := r.APIReader.Get(ctx, types.NamespacedName{Name: role}, &cr); apierrors.IsNotFound(err) {
-			return permissions{metav1.ConditionFalse, "ClusterRoleMissing",
+			return permissions{metav1.ConditionFalse, authv1alpha1.ReasonClusterRoleMissing,
 				fmt.Sprintf("ClusterRole %s does not exist; install it with the operator (config/rbac or the Helm chart)", role)}, nil
 		} else if err != nil {
 			return permissions{}, err
 		}
 	}
 	if refused != "" {
-		return permissions{metav1.ConditionFalse, "CrossNamespaceNotAllowed", refused}, nil
+		return permissions{metav1.ConditionFalse, authv1alpha1.ReasonCrossNamespaceNotAllowed, refused}, nil
 	}
 	where := "all namespaces"
 	if len(as.Spec.WatchNamespaces) > 0 {
 		where = "namespaces " + strings.Join(as.Spec.WatchNamespaces, ", ")
 	}
-	return permissions{metav1.ConditionTrue, "Granted",
+	return permissions{metav1.ConditionTrue, authv1alpha1.ReasonGranted,
 		fmt.Sprintf("ServiceAccount %s reads %s (%s) and writes revocations in %s (%s)", as.Name, where, r.RBAC.ReadClusterRole, as.Namespace, r.RBAC.RevocationsClusterRole)}, nil
 }
 

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
@@ -37,12 +35,22 @@ type RoleReconciler struct {
 // +kubebuilder:rbac:groups=auth.authframework.dev,resources=roles/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=auth.authframework.dev,resources=serviceaccounts,verbs=get;list;watch
 
-// Reconcile lints the role and counts its accounts.
-func (r *RoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+// Reconcile lints the role and counts its accounts. A role the linter
+// refuses is stalled: Ready False with reason InvalidSpec until it changes.
+func (r *RoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, err error) {
 	var role authv1alpha1.Role
 	if err := r.Get(ctx, req.NamespacedName, &role); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	before := role.Status.DeepCopy()
+	var ready string
+	defer func() {
+		role.Status.ObservedGeneration = role.Generation
+		base := role.DeepCopy()
+		base.Status = *before
+		res, err = statusStep{client: r.Client, recorder: r.Recorder, obj: &role, base: base, conds: &role.Status.Conditions,
+			now: r.Clock.Now().UTC().Truncate(time.Second), readyReason: authv1alpha1.ReasonReconciled, readyMessage: ready}.finish(ctx, res, err)
+	}()
 	var users authv1alpha1.ServiceAccountList
 	if err := r.List(ctx, &users, client.InNamespace(role.Namespace), client.MatchingFields{authv1alpha1.IndexRoles: role.Name}); err != nil {
 		return ctrl.Result{}, err
@@ -52,40 +60,18 @@ func (r *RoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		names = append(names, sa.Name)
 	}
 	slices.Sort(names)
-
-	problems, warnings := authz.Lint(role.Spec.Permissions, authz.RoutesOf(&role))
-	before := role.DeepCopy()
-	now := r.Clock.Now().UTC().Truncate(time.Second)
-	role.Status.ObservedGeneration = role.Generation
 	role.Status.ServiceAccountCount = int32(len(names))
 	role.Status.ServiceAccounts = names[:min(len(names), maxListedAccounts)]
-	switch {
-	case len(problems) > 0:
-		msg := strings.Join(problems, "; ")
-		setCondition(&role.Status.Conditions, role.Generation, now, authv1alpha1.ConditionReady, metav1.ConditionFalse, authv1alpha1.ReasonInvalidSpec, msg)
-		if old := before.Status.Conditions; !conditionIs(old, authv1alpha1.ReasonInvalidSpec, msg) {
-			r.Recorder.Eventf(&role, nil, corev1.EventTypeWarning, authv1alpha1.ReasonInvalidSpec, "Validate", "%s", msg)
-		}
-	default:
-		msg := fmt.Sprintf("%d permission(s), %d route rule(s), used by %d ServiceAccount(s)", len(role.Spec.Permissions), len(role.Spec.Routes), len(names))
-		if len(warnings) > 0 {
-			msg += "; note: " + strings.Join(warnings, "; ")
-		}
-		setCondition(&role.Status.Conditions, role.Generation, now, authv1alpha1.ConditionReady, metav1.ConditionTrue, authv1alpha1.ReasonReconciled, msg)
-	}
-	if semanticEqual(before.Status, role.Status) {
-		return ctrl.Result{}, nil
-	}
-	return ctrl.Result{}, r.Status().Patch(ctx, &role, client.MergeFrom(before))
-}
 
-func conditionIs(conds []metav1.Condition, reason, msg string) bool {
-	for _, c := range conds {
-		if c.Type == authv1alpha1.ConditionReady {
-			return c.Reason == reason && c.Message == msg
-		}
+	problems, warnings := authz.Lint(role.Spec.Permissions, authz.RoutesOf(&role))
+	if len(problems) > 0 {
+		return ctrl.Result{}, stalled("", authv1alpha1.ReasonInvalidSpec, strings.Join(problems, "; "))
 	}
-	return false
+	ready = fmt.Sprintf("%d permission(s), %d route rule(s), used by %d ServiceAccount(s)", len(role.Spec.Permissions), len(role.Spec.Routes), len(names))
+	if len(warnings) > 0 {
+		ready += "; note: " + strings.Join(warnings, "; ")
+	}
+	return ctrl.Result{}, nil
 }
 
 // SetupWithManager watches Roles and the accounts that name them; an update

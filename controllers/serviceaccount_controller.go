@@ -71,10 +71,19 @@ type accountView struct {
 	secretRotated, graceRunning bool
 }
 
-// Reconcile gathers the account, its policy and roles, then writes its
-// Secrets and status, and requeues at the next secret rotation or token
-// refresh.
-func (r *ServiceAccountReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+// serviceAccountReady is the ServiceAccount's Ready table. TokenIssuable is
+// not in it: an account whose full token is too large still gets narrower
+// ones (the condition and its Warning say so).
+var serviceAccountReady = []readyRow{
+	{Type: authv1alpha1.ConditionPolicyResolved},
+	{Type: authv1alpha1.ConditionRolesResolved},
+	{Type: authv1alpha1.ConditionCredentialsReady},
+}
+
+// Reconcile gathers the account, its policy and roles, writes its Secrets,
+// and requeues at the next secret rotation or token refresh. Status is
+// patched once, in the deferred step, whatever happened.
+func (r *ServiceAccountReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, err error) {
 	var sa authv1alpha1.ServiceAccount
 	if err := r.APIReader.Get(ctx, req.NamespacedName, &sa); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -82,36 +91,45 @@ func (r *ServiceAccountReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if !sa.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil // owned Secrets go with it
 	}
-	v, err := r.gather(ctx, &sa)
+	now := r.Clock.Now().UTC().Truncate(time.Second)
+	before := sa.DeepCopy()
+	defer func() {
+		sa.Status.ObservedGeneration = sa.Generation
+		base := sa.DeepCopy()
+		base.Status = before.Status
+		reason, msg := authv1alpha1.ReasonReconciled, "credentials are current and every reference is resolved"
+		if sa.Spec.Disabled {
+			reason, msg = authv1alpha1.ReasonDisabled, "the account is disabled: its credentials are kept but the auth server refuses its token requests and tokens"
+		}
+		res, err = statusStep{client: r.Client, recorder: r.Recorder, obj: &sa, base: base, conds: &sa.Status.Conditions,
+			table: serviceAccountReady, now: now, readyReason: reason, readyMessage: msg}.finish(ctx, res, err)
+	}()
+
+	v, err := r.gather(ctx, &sa, now)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	before := sa.DeepCopy()
-
+	r.resolve(v, before)
 	secretNext, err := r.reconcileClientSecret(ctx, v)
 	if err != nil {
-		return ctrl.Result{}, err
+		return ctrl.Result{}, failed(authv1alpha1.ConditionCredentialsReady, authv1alpha1.ReasonCredentialsWriteFailed, "keeping the client secret", err)
 	}
-	tokenNext, tokenErr := r.reconcileTokenSecret(ctx, v)
-	if tokenErr != nil && !isStalled(tokenErr) {
-		return ctrl.Result{}, tokenErr
+	r.credentialsCondition(v, before)
+	res = ctrl.Result{RequeueAfter: requeueAfter(secretNext, now)}
+	tokenNext, err := r.reconcileTokenSecret(ctx, v)
+	var se *stepError
+	if err != nil && !errors.As(err, &se) {
+		err = failed("", authv1alpha1.ReasonTokenSecretFailed, "keeping the token Secret", err)
 	}
-	r.summarise(v, before, tokenErr)
-	if !semanticEqual(before.Status, sa.Status) {
-		if err := r.Status().Patch(ctx, &sa, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-			return ctrl.Result{}, err
-		}
+	if err == nil && !tokenNext.IsZero() && tokenNext.Before(secretNext) {
+		res.RequeueAfter = requeueAfter(tokenNext, now)
 	}
-	next := secretNext
-	if !tokenNext.IsZero() && tokenNext.Before(next) {
-		next = tokenNext
-	}
-	return ctrl.Result{RequeueAfter: requeueAfter(next, v.now)}, nil
+	return res, err
 }
 
 // gather resolves the account's policy and roles from the cache.
-func (r *ServiceAccountReconciler) gather(ctx context.Context, sa *authv1alpha1.ServiceAccount) (*accountView, error) {
-	v := &accountView{sa: sa, now: r.Clock.Now().UTC().Truncate(time.Second)}
+func (r *ServiceAccountReconciler) gather(ctx context.Context, sa *authv1alpha1.ServiceAccount, now time.Time) (*accountView, error) {
+	v := &accountView{sa: sa, now: now}
 	var policy authv1alpha1.TokenPolicy
 	switch err := r.Get(ctx, types.NamespacedName{Namespace: sa.Namespace, Name: sa.Spec.TokenPolicyRef.Name}, &policy); {
 	case err == nil:
@@ -246,17 +264,6 @@ func secretFaultReason(sa *authv1alpha1.ServiceAccount, d credentials.SecretDeci
 	return "", ""
 }
 
-// errStalled marks a problem only a spec change can fix: a condition, not a
-// retry.
-type errStalled struct{ reason, msg string }
-
-func (e *errStalled) Error() string { return e.msg }
-
-func isStalled(err error) bool {
-	var s *errStalled
-	return errors.As(err, &s)
-}
-
 // reconcileTokenSecret keeps a fresh access token in the token Secret when
 // one is asked for, re-minting at 80% of its lifetime, when its key is no
 // longer published, or when its claims change.
@@ -281,9 +288,9 @@ func (r *ServiceAccountReconciler) reconcileTokenSecret(ctx context.Context, v *
 	var scopeErr *authz.ScopeError
 	switch {
 	case errors.As(err, &scopeErr):
-		return time.Time{}, &errStalled{authv1alpha1.ReasonInvalidSpec, fmt.Sprintf("tokenSecret.permissions asks for permissions the account's roles do not grant: %s", joinOrNone(scopeErr.Denied))}
+		return time.Time{}, stalled("", authv1alpha1.ReasonInvalidSpec, fmt.Sprintf("tokenSecret.permissions asks for permissions the account's roles do not grant: %s", joinOrNone(scopeErr.Denied)))
 	case err != nil:
-		return time.Time{}, &errStalled{authv1alpha1.ReasonInvalidSpec, fmt.Sprintf("tokenSecret.audience of TokenPolicy %s: %v", p.Name, err)}
+		return time.Time{}, stalled("", authv1alpha1.ReasonInvalidSpec, fmt.Sprintf("tokenSecret.audience of TokenPolicy %s: %v", p.Name, err))
 	}
 	hash := claimsHash(sa.EffectiveClientID(), audience, perms, v.roles, sa.Spec.ExtraClaims, p.Spec.Issuer, p.Spec.AccessTokenTTL.Duration, sa.UID)
 
@@ -309,7 +316,7 @@ func (r *ServiceAccountReconciler) reconcileTokenSecret(ctx context.Context, v *
 	}
 	raw, claims, err := r.mint(ctx, v, audience, perms)
 	if errors.Is(err, token.ErrTooLargeToIssue) {
-		return time.Time{}, &errStalled{authv1alpha1.ReasonTokenTooLarge, "tokenSecret: " + err.Error() + " (spec.tokenSecret.permissions)"}
+		return time.Time{}, stalled("", authv1alpha1.ReasonTokenTooLarge, "tokenSecret: "+err.Error()+" (spec.tokenSecret.permissions)")
 	}
 	if err != nil {
 		return time.Time{}, err
@@ -351,60 +358,50 @@ func (r *ServiceAccountReconciler) mint(ctx context.Context, v *accountView, aud
 	}, audience, perms)
 }
 
-// summarise writes the resolved view and the conditions, and warns once when
-// a reference becomes unresolved.
-func (r *ServiceAccountReconciler) summarise(v *accountView, before *authv1alpha1.ServiceAccount, tokenErr error) {
-	sa, now, gen := v.sa, v.now, v.sa.Generation
+// resolve records the resolved policy and roles, and warns once when a
+// reference becomes unresolved. A missing reference is not a failure of the
+// reconcile: credentials are kept, and the watches on Roles and
+// TokenPolicies bring the account back when it appears.
+func (r *ServiceAccountReconciler) resolve(v *accountView, before *authv1alpha1.ServiceAccount) {
+	sa, now := v.sa, v.now
 	st := &sa.Status
-	st.ObservedGeneration = gen
 	st.Roles, st.Permissions = v.roles, v.permissions
 	st.Disabled = sa.Spec.Disabled
 	st.RevokeTokensIssuedBefore = sa.Spec.RevokeTokensIssuedBefore
-
-	policyOK, rolesOK := true, len(v.missing) == 0
 	switch {
 	case v.policy == nil:
-		policyOK = false
 		r.condition(sa, before, authv1alpha1.ConditionPolicyResolved, false, authv1alpha1.ReasonPolicyNotFound, fmt.Sprintf("TokenPolicy %q does not exist in namespace %s", sa.Spec.TokenPolicyRef.Name, sa.Namespace), now)
 	case v.policy.Status.ActiveKeyID == "":
-		policyOK = false
 		r.condition(sa, before, authv1alpha1.ConditionPolicyResolved, false, authv1alpha1.ReasonPolicyNotReady, fmt.Sprintf("TokenPolicy %q has no active signing key yet", v.policy.Name), now)
 	default:
 		r.condition(sa, before, authv1alpha1.ConditionPolicyResolved, true, authv1alpha1.ReasonReconciled, fmt.Sprintf("TokenPolicy %q signs this account's tokens with key %s", v.policy.Name, v.policy.Status.ActiveKeyID), now)
 	}
-	if rolesOK {
+	if len(v.missing) == 0 {
 		r.condition(sa, before, authv1alpha1.ConditionRolesResolved, true, authv1alpha1.ReasonReconciled, fmt.Sprintf("roles: %s", joinOrNone(v.roles)), now)
 	} else {
 		r.condition(sa, before, authv1alpha1.ConditionRolesResolved, false, authv1alpha1.ReasonRoleNotFound, fmt.Sprintf("Roles not found in namespace %s: %s; their permissions are not granted until they exist", sa.Namespace, joinOrNone(v.missing)), now)
 	}
-	credReason, credMsg := authv1alpha1.ReasonReconciled, fmt.Sprintf("client secret in Secret %s", st.CredentialsSecretName)
-	old := meta.FindStatusCondition(before.Status.Conditions, authv1alpha1.ConditionCredentialsReady)
-	switch {
-	case v.secretFault == authv1alpha1.ReasonSecretLost || v.secretFault == authv1alpha1.ReasonSecretsLost:
-		credReason, credMsg = v.secretFault, v.secretFaultMsg
-	case old != nil && !v.secretRotated && (old.Reason == authv1alpha1.ReasonSecretsLost || old.Reason == authv1alpha1.ReasonSecretLost && v.graceRunning):
-		// A loss stays visible while the lost secret's grace runs (until
-		// the next rotation when nothing could be kept).
-		credReason, credMsg = old.Reason, old.Message
-	}
-	r.condition(sa, before, authv1alpha1.ConditionCredentialsReady, true, credReason, credMsg, now)
 	if v.policy != nil {
 		size, err := fullTokenSize(sa, v.policy, v.roles, v.permissions)
 		ok, reason, msg := tokenSizeCondition(size, err, len(v.permissions))
 		r.condition(sa, before, authv1alpha1.ConditionTokenIssuable, ok, reason, msg, now)
 	}
+}
 
-	var stalled *errStalled
+// credentialsCondition records the client secret reconcileClientSecret
+// kept. A loss stays visible while the lost secret's grace runs (until the
+// next rotation when nothing could be kept).
+func (r *ServiceAccountReconciler) credentialsCondition(v *accountView, before *authv1alpha1.ServiceAccount) {
+	sa := v.sa
+	reason, msg := authv1alpha1.ReasonReconciled, fmt.Sprintf("client secret in Secret %s", sa.Status.CredentialsSecretName)
+	old := meta.FindStatusCondition(before.Status.Conditions, authv1alpha1.ConditionCredentialsReady)
 	switch {
-	case errors.As(tokenErr, &stalled):
-		r.condition(sa, before, authv1alpha1.ConditionReady, false, stalled.reason, stalled.msg, now)
-	case !policyOK || !rolesOK:
-		r.condition(sa, before, authv1alpha1.ConditionReady, false, authv1alpha1.ReasonReconciling, "waiting for the referenced TokenPolicy and Roles (see PolicyResolved and RolesResolved)", now)
-	case sa.Spec.Disabled:
-		r.condition(sa, before, authv1alpha1.ConditionReady, true, authv1alpha1.ReasonDisabled, "the account is disabled: its credentials are kept but the auth server refuses its token requests and tokens", now)
-	default:
-		r.condition(sa, before, authv1alpha1.ConditionReady, true, authv1alpha1.ReasonReconciled, "credentials are current and every reference is resolved", now)
+	case v.secretFault == authv1alpha1.ReasonSecretLost || v.secretFault == authv1alpha1.ReasonSecretsLost:
+		reason, msg = v.secretFault, v.secretFaultMsg
+	case old != nil && !v.secretRotated && (old.Reason == authv1alpha1.ReasonSecretsLost || old.Reason == authv1alpha1.ReasonSecretLost && v.graceRunning):
+		reason, msg = old.Reason, old.Message
 	}
+	r.condition(sa, before, authv1alpha1.ConditionCredentialsReady, true, reason, msg, v.now)
 }
 
 // condition sets a condition and emits a Warning event when it turns false

@@ -55,10 +55,13 @@ type TokenPolicyReconciler struct {
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
+// tokenPolicyReady is the TokenPolicy's Ready table.
+var tokenPolicyReady = []readyRow{{Type: authv1alpha1.ConditionKeysReady}}
+
 // Reconcile observes the policy and its Secret, decides the next key list,
-// writes the Secret, then status, and requeues at the next transition.
-func (r *TokenPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	logger := log.FromContext(ctx)
+// writes the Secret, and requeues at the next transition. Status is patched
+// once, in the deferred step, whatever happened.
+func (r *TokenPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, err error) {
 	var policy authv1alpha1.TokenPolicy
 	if err := r.APIReader.Get(ctx, req.NamespacedName, &policy); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -72,12 +75,28 @@ func (r *TokenPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, nil // the Secret goes with it (owner reference)
 	}
 	now := r.Clock.Now().UTC().Truncate(time.Second)
+	before := policy.Status.DeepCopy()
+	defer func() {
+		policy.Status.ObservedGeneration = policy.Generation
+		base := policy.DeepCopy()
+		base.Status = *before
+		res, err = statusStep{client: r.Client, recorder: r.Recorder, obj: &policy, base: base, conds: &policy.Status.Conditions,
+			table: tokenPolicyReady, now: now, readyReason: authv1alpha1.ReasonReconciled,
+			readyMessage: "signing keys are published and one is active"}.finish(ctx, res, err)
+	}()
+	return r.reconcileKeys(ctx, &policy, now)
+}
 
-	secret, fromSecret, err := r.readKeySecret(ctx, &policy)
+// reconcileKeys runs the key schedule: read the Secret, decide, write the
+// Secret, then record the new schedule in status. A failure leaves status
+// with the keys it had, so status never lists a key the Secret lacks.
+func (r *TokenPolicyReconciler) reconcileKeys(ctx context.Context, policy *authv1alpha1.TokenPolicy, now time.Time) (ctrl.Result, error) {
+	key := client.ObjectKeyFromObject(policy)
+	secret, fromSecret, err := r.readKeySecret(ctx, policy)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	held := r.Material.Get(req.NamespacedName, policy.UID)
+	held := r.Material.Get(key, policy.UID)
 	for id, k := range fromSecret {
 		held[id] = k
 	}
@@ -86,29 +105,28 @@ func (r *TokenPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 
 	rotateRequest := policy.Annotations[authv1alpha1.AnnotationRotate]
 	in := rotation.Input{
-		Policy:    rotationPolicy(&policy),
+		Policy:    rotationPolicy(policy),
 		Keys:      schedule,
 		Now:       now,
 		RotateNow: rotateRequest != "" && rotateRequest != policy.Status.LastRotateRequest,
-		Revoke:    revokeRequests(&policy),
+		Revoke:    revokeRequests(policy),
 	}
-	result, err := r.decide(in, &policy, held)
+	result, err := r.decide(in, policy, held)
 	if err != nil {
-		return ctrl.Result{}, err
+		return ctrl.Result{}, failed(authv1alpha1.ConditionKeysReady, authv1alpha1.ReasonKeyGenerationFailed, "generating a signing key", err)
 	}
 
 	published := publishedMaterial(result.Keys, held)
-	if err := r.writeKeySecret(ctx, &policy, secret, published); err != nil {
-		return ctrl.Result{}, err
+	if err := r.writeKeySecret(ctx, policy, secret, published); err != nil {
+		return ctrl.Result{}, failed(authv1alpha1.ConditionKeysReady, authv1alpha1.ReasonKeySecretWriteFailed,
+			"writing key Secret "+policy.Name+authv1alpha1.KeySecretSuffix, err)
 	}
-	r.Material.Set(req.NamespacedName, policy.UID, published)
+	r.Material.Set(key, policy.UID, published)
 
-	r.recordEvents(&policy, result.Events, lost, restored)
-	if err := r.updateStatus(ctx, &policy, result, rotateRequest, lost, now); err != nil {
-		return ctrl.Result{}, err
-	}
+	r.recordEvents(policy, result.Events, lost, restored)
+	r.recordStatus(policy, result, rotateRequest, lost, now)
 	after := requeueAfter(result.Next, now)
-	logger.V(1).Info("reconciled signing keys", "keys", len(result.Keys), "requeueAfter", after)
+	log.FromContext(ctx).V(1).Info("reconciled signing keys", "keys", len(result.Keys), "requeueAfter", after)
 	return ctrl.Result{RequeueAfter: after}, nil
 }
 
@@ -229,10 +247,9 @@ var eventText = map[rotation.Reason]string{
 	rotation.PendingKeyReplaced: "pending key of the old algorithm replaced",
 }
 
-func (r *TokenPolicyReconciler) updateStatus(ctx context.Context, policy *authv1alpha1.TokenPolicy, result rotation.Result, rotateRequest string, lost []string, now time.Time) error {
-	before := policy.DeepCopy()
+// recordStatus records the schedule the key Secret now holds.
+func (r *TokenPolicyReconciler) recordStatus(policy *authv1alpha1.TokenPolicy, result rotation.Result, rotateRequest string, lost []string, now time.Time) {
 	st := &policy.Status
-	st.ObservedGeneration = policy.Generation
 	st.Keys = scheduleToStatus(result.Keys)
 	st.ActiveKeyID = ""
 	if a, ok := rotation.ActiveKey(result.Keys); ok {
@@ -243,18 +260,11 @@ func (r *TokenPolicyReconciler) updateStatus(ctx context.Context, policy *authv1
 	if rotateRequest != "" {
 		st.LastRotateRequest = rotateRequest
 	}
-
 	setCondition(&st.Conditions, policy.Generation, now, authv1alpha1.ConditionKeysReady, metav1.ConditionTrue, authv1alpha1.ReasonReconciled,
 		fmt.Sprintf("%d key(s) in the set; %s signs", countPublished(result.Keys), st.ActiveKeyID))
 	if reason, msg, ok := rotationCondition(result.Events, lost); ok {
 		setCondition(&st.Conditions, policy.Generation, now, authv1alpha1.ConditionKeysRotated, metav1.ConditionTrue, reason, msg)
 	}
-	setCondition(&st.Conditions, policy.Generation, now, authv1alpha1.ConditionReady, metav1.ConditionTrue, authv1alpha1.ReasonReconciled,
-		"signing keys are published and one is active")
-	if semanticEqual(before.Status, policy.Status) {
-		return nil
-	}
-	return r.Status().Patch(ctx, policy, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
 }
 
 // rotationCondition summarises this reconcile's key changes, if any, for the

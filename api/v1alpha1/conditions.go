@@ -57,8 +57,58 @@ const (
 	// reconciled again without user action.
 	ReasonReconciling = "Reconciling"
 	// ReasonInvalidSpec means the spec is invalid in a way the API schema could
-	// not catch; the user must change it.
+	// not catch; the user must change it (stalled: no retry until it changes).
 	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonReconcileFailed (Ready, any kind) means a step failed for a reason
+	// no more specific constant names, such as an API read; the message
+	// holds the error, and the controller retries with backoff.
+	ReasonReconcileFailed = "ReconcileFailed"
+
+	// ReasonKeySecretWriteFailed (TokenPolicy KeysReady and Ready) means the
+	// key Secret could not be created or updated (the message holds the API
+	// server's refusal, e.g. RBAC or an admission policy); status keeps the
+	// keys it had and the controller retries with backoff.
+	ReasonKeySecretWriteFailed = "KeySecretWriteFailed"
+	// ReasonKeyGenerationFailed (TokenPolicy KeysReady and Ready) means a new
+	// signing key could not be generated; retried with backoff.
+	ReasonKeyGenerationFailed = "KeyGenerationFailed"
+	// ReasonCredentialsWriteFailed (ServiceAccount CredentialsReady and Ready)
+	// means the credentials or verifier Secret could not be read or written;
+	// retried with backoff.
+	ReasonCredentialsWriteFailed = "CredentialsWriteFailed"
+	// ReasonTokenSecretFailed (ServiceAccount Ready) means the token Secret
+	// could not be minted or written for a reason outside the spec (its
+	// key Secret unreadable, a refused write); retried with backoff.
+	ReasonTokenSecretFailed = "TokenSecretFailed"
+
+	// ReasonGranted (AuthServer PermissionsGranted) means the pods'
+	// ServiceAccount is bound to the server ClusterRoles where it reads.
+	ReasonGranted = "Granted"
+	// ReasonNotManaged (AuthServer PermissionsGranted, Unknown) means the
+	// operator binds nothing (--server-cluster-role is empty).
+	ReasonNotManaged = "NotManaged"
+	// ReasonClusterRoleMissing (AuthServer PermissionsGranted and Ready)
+	// means a server ClusterRole the operator binds does not exist; the
+	// operator looks again every ClusterRoleRecheck until it does.
+	ReasonClusterRoleMissing = "ClusterRoleMissing"
+	// ReasonCrossNamespaceNotAllowed (AuthServer PermissionsGranted, advisory:
+	// Ready stays True) means the AuthServer asked to read namespaces beyond
+	// its own from a namespace the operator does not trust; it reads only
+	// its own.
+	ReasonCrossNamespaceNotAllowed = "CrossNamespaceNotAllowed"
+	// ReasonGrantFailed (AuthServer PermissionsGranted and Ready) means a
+	// binding could not be written; retried with backoff.
+	ReasonGrantFailed = "GrantFailed"
+	// ReasonApplyFailed (AuthServer Ready) means a Deployment, Service, HPA,
+	// PodDisruptionBudget or canary Ingress could not be written; retried
+	// with backoff, and the rollout state is left as it was.
+	ReasonApplyFailed = "ApplyFailed"
+	// ReasonIngressFound (AuthServer TrafficRoutingReady) means the canary
+	// Ingress can be made from the named Ingress.
+	ReasonIngressFound = "IngressFound"
+	// ReasonIngressUnusable (AuthServer TrafficRoutingReady) means the named
+	// Ingress is missing or cannot carry a canary.
+	ReasonIngressUnusable = "IngressUnusable"
 
 	// ReasonKeyGenerated means a new signing key was generated and published.
 	ReasonKeyGenerated = "KeyGenerated"

@@ -2,7 +2,10 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -12,7 +15,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -26,10 +31,35 @@ import (
 // them, with the prefix config/default gives them.
 func installServerRoles(t *testing.T) {
 	t.Helper()
-	for _, obj := range readObjects(t, testenv.Path("config", "rbac", "server_role.yaml")) {
+	if err := createServerRoles(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// createServerRoles is installServerRoles for the suite's start: a cluster
+// the operator is installed in has them, and an AuthServer is not Ready
+// without them.
+func createServerRoles(ctx context.Context) error {
+	f, err := os.Open(testenv.Path("config", "rbac", "server_role.yaml"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	dec := yaml.NewYAMLOrJSONDecoder(f, 4096)
+	for {
+		obj := &unstructured.Unstructured{}
+		if err := dec.Decode(&obj.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		if len(obj.Object) == 0 {
+			continue
+		}
 		obj.SetName("authframework-" + obj.GetName())
-		if err := k8sClient.Create(context.Background(), obj); err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatal(err)
+		if err := k8sClient.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
 		}
 	}
 }

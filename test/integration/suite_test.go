@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -99,6 +100,11 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 
+	if err := createServerRoles(context.Background()); err != nil {
+		fmt.Fprintf(os.Stderr, "creating the server ClusterRoles: %v\n", err)
+		return 1
+	}
+
 	user, err := testEnv.AddUser(envtest.User{Name: "integration-admin", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "adding kubectl user: %v\n", err)
@@ -138,6 +144,10 @@ func runSuite(m *testing.M) int {
 	stopped, err := startManager(ctx)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "starting the manager: %v\n", err)
+		return 1
+	}
+	if err := waitForWebhooks(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "the admission webhooks do not answer: %v\n", err)
 		return 1
 	}
 	code := m.Run()
@@ -263,4 +273,21 @@ func (m *endpointMap) URL(as *authv1alpha1.AuthServer, active bool) string {
 		return u
 	}
 	return "http://127.0.0.1:1" // nothing listens: checks fail
+}
+
+// waitForWebhooks waits until the API server reaches the webhooks: the
+// manager first issues their certificate and injects its CA, and a test
+// that creates an object before that fails on the call, not on its subject.
+func waitForWebhooks(ctx context.Context) error {
+	probe := &authv1alpha1.TokenPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "webhook-probe"},
+		Spec: authv1alpha1.TokenPolicySpec{Issuer: "https://auth.example.com/probe", Audiences: []string{"probe"}}}
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		last = k8sClient.Create(ctx, probe.DeepCopy(), client.DryRunAll)
+		return last == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %v", err, last)
+	}
+	return nil
 }
