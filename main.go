@@ -7,7 +7,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -27,14 +26,10 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
 	"github.com/authframework/authframework/controllers"
 	"github.com/authframework/authframework/internal/certs"
-	"github.com/authframework/authframework/webhook/admission"
 )
 
 const usage = `authframework — a Kubernetes-native token authority for machine identities.
@@ -206,76 +201,49 @@ func setupManager(ctx context.Context, opts managerOptions) (ctrl.Manager, error
 	if err != nil {
 		return nil, fmt.Errorf("loading kubeconfig: %w", err)
 	}
-	provider := &certs.Provider{}
-	whOpts := webhook.Options{Port: opts.webhooks.port}
-	switch opts.webhooks.certMode {
-	case "self":
-		whOpts.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.GetCertificate = provider.GetCertificate }}
-	case "cert-manager":
-		whOpts.CertDir = opts.webhooks.certDir
-	default:
-		return nil, fmt.Errorf("--webhook-cert-mode: want self or cert-manager, got %q", opts.webhooks.certMode)
-	}
-	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
-		WebhookServer:           webhook.NewServer(whOpts),
-		Scheme:                  newScheme(),
-		Metrics:                 metricsserver.Options{BindAddress: opts.metricsAddr},
-		HealthProbeBindAddress:  opts.probeAddr,
-		LeaderElection:          opts.leaderElect,
-		LeaderElectionID:        opts.leaderElectionID,
-		LeaderElectionNamespace: opts.leaderElectionNS,
-		// Release the lease on shutdown so a rolling update hands over at once
-		// instead of waiting for the lease to expire.
-		LeaderElectionReleaseOnCancel: true,
-		LeaseDuration:                 &opts.leaseDuration,
-		RenewDeadline:                 &opts.renewDeadline,
-		RetryPeriod:                   &opts.retryPeriod,
-		GracefulShutdownTimeout:       &opts.gracefulShutdown,
-		Cache:                         controllers.CacheOptions(),
-	})
+	mo, err := opts.managerOptions()
 	if err != nil {
-		return nil, fmt.Errorf("creating manager: %w", err)
-	}
-	ctrlOpts := controllers.Options{Clock: clock.RealClock{}, MaxConcurrentReconciles: opts.maxConcurrentReconciles, ServerRBAC: opts.serverRBAC}
-	if opts.devColorURLs != "" {
-		e, err := controllers.ParseColorEndpoints(opts.devColorURLs)
-		if err != nil {
-			return nil, fmt.Errorf("--dev-authserver-urls: %w", err)
-		}
-		ctrlOpts.Endpoints = e
-	}
-	if _, err := controllers.Setup(ctx, mgr, ctrlOpts); err != nil {
 		return nil, err
 	}
-	if opts.webhooks.enabled {
-		if err := setupWebhooks(mgr, opts.webhooks, provider); err != nil {
-			return nil, err
-		}
-	}
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		return nil, fmt.Errorf("adding health check: %w", err)
-	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
-		return nil, fmt.Errorf("adding ready check: %w", err)
-	}
-	return mgr, nil
+	mgr, _, err := controllers.NewManager(ctx, restConfig, mo)
+	return mgr, err
 }
 
-func setupWebhooks(mgr ctrl.Manager, o webhookOptions, provider *certs.Provider) error {
-	if err := admission.Setup(mgr); err != nil {
-		return fmt.Errorf("setting up admission webhooks: %w", err)
+// managerOptions turns the flags into the manager's settings.
+func (o managerOptions) managerOptions() (controllers.ManagerOptions, error) {
+	mo := controllers.ManagerOptions{
+		Scheme:           newScheme(),
+		MetricsAddr:      o.metricsAddr,
+		ProbeAddr:        o.probeAddr,
+		GracefulShutdown: o.gracefulShutdown,
+		Controllers:      controllers.Options{Clock: clock.RealClock{}, MaxConcurrentReconciles: o.maxConcurrentReconciles, ServerRBAC: o.serverRBAC},
 	}
-	if o.certMode != "self" {
-		return nil
+	if o.leaderElect {
+		mo.LeaderElection = controllers.LeaderElection{ID: o.leaderElectionID, Namespace: o.leaderElectionNS,
+			LeaseDuration: o.leaseDuration, RenewDeadline: o.renewDeadline, RetryPeriod: o.retryPeriod}
 	}
-	svc := o.service + "." + o.namespace
-	return controllers.SetupWebhookCerts(mgr, controllers.WebhookCertOptions{
-		Secret:           types.NamespacedName{Namespace: o.namespace, Name: o.secret},
-		Hosts:            certs.Hosts{DNSNames: []string{svc + ".svc", svc + ".svc.cluster.local", svc}},
-		ValidatingConfig: o.validatingConfig,
-		MutatingConfig:   o.mutatingConfig,
-		Provider:         provider,
-	})
+	if o.devColorURLs != "" {
+		e, err := controllers.ParseColorEndpoints(o.devColorURLs)
+		if err != nil {
+			return mo, fmt.Errorf("--dev-authserver-urls: %w", err)
+		}
+		mo.Controllers.Endpoints = e
+	}
+	w := o.webhooks
+	if w.certMode != controllers.WebhookCertSelf && w.certMode != controllers.WebhookCertManager {
+		return mo, fmt.Errorf("--webhook-cert-mode: want self or cert-manager, got %q", w.certMode)
+	}
+	if w.enabled {
+		svc := w.service + "." + w.namespace
+		mo.Webhooks = &controllers.WebhookOptions{Port: w.port, CertMode: w.certMode, CertDir: w.certDir,
+			Certs: controllers.WebhookCertOptions{
+				Secret:           types.NamespacedName{Namespace: w.namespace, Name: w.secret},
+				Hosts:            certs.Hosts{DNSNames: []string{svc + ".svc", svc + ".svc.cluster.local", svc}},
+				ValidatingConfig: w.validatingConfig,
+				MutatingConfig:   w.mutatingConfig,
+			}}
+	}
+	return mo, nil
 }
 
 // logOptions choose the logger: structured JSON for clusters, console text for

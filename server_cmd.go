@@ -19,7 +19,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/authframework/authframework/pkg/serverapi"
 	"github.com/authframework/authframework/webhook/auth"
@@ -90,35 +89,25 @@ func runServer(args []string, stderr io.Writer) error {
 // startAuthServer wires informers, revocation storage and the handler, and
 // returns a function that serves until ctx ends and then drains.
 func startAuthServer(ctx context.Context, cfg *rest.Config, opts serverOptions, log logr.Logger) (func() error, error) {
-	scheme := newScheme()
-	clk := clock.RealClock{}
-	store := auth.NewStore(clk)
 	namespaces := splitList(opts.namespaces)
-	feed, err := auth.NewFeed(cfg, scheme, store, auth.FeedOptions{Namespaces: namespaces, RevocationNamespace: opts.revocationNamespace})
-	if err != nil {
-		return nil, err
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		return nil, err
-	}
-	revocations := &auth.ConfigMapRevocations{Client: c, Namespace: opts.revocationNamespace, Clock: clk}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	handler := auth.NewServer(store, auth.Options{
-		Clock: clk, Log: log, Audit: log.WithName("audit"), Headers: opts.headers,
-		CacheSize: opts.cacheSize, Registry: reg, Revocations: revocations,
-		TrustedProxies: opts.trustedProxies, Throttles: opts.throttles,
+	proc, err := auth.Start(ctx, cfg, newScheme(), auth.ProcessOptions{
+		Namespaces: namespaces, RevocationNamespace: opts.revocationNamespace,
+		Server: auth.Options{
+			Clock: clock.RealClock{}, Log: log, Audit: log.WithName("audit"), Headers: opts.headers,
+			CacheSize: opts.cacheSize, Registry: reg, TrustedProxies: opts.trustedProxies, Throttles: opts.throttles,
+		},
 	})
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", opts.listen)
 	if err != nil {
 		return nil, err
 	}
-	httpServer := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+	httpServer := &http.Server{Handler: proc.Handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
-	feedErr := make(chan error, 1)
-	go func() { feedErr <- feed.Run(ctx) }()
-	go revocations.Run(ctx)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpServer.Serve(ln) }()
 	log.Info("auth server listening", "address", ln.Addr().String(), "namespaces", namespaces)
@@ -126,7 +115,7 @@ func startAuthServer(ctx context.Context, cfg *rest.Config, opts serverOptions, 
 		select {
 		case err := <-serveErr:
 			return err
-		case err := <-feedErr:
+		case err := <-proc.FeedDone:
 			if err != nil {
 				return fmt.Errorf("informers: %w", err)
 			}

@@ -23,6 +23,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/authframework/authframework/webhook/auth"
+	"github.com/authframework/authframework/webhook/auth/authtest"
 )
 
 // floodConf is nginx in front of the auth server the way ingress-nginx
@@ -107,7 +108,7 @@ func runFlood(d time.Duration, conns int, validShare, floodShare float64) error 
 		nginx = "/usr/sbin/nginx"
 	}
 	const issuer = "https://auth.example.com/issuers/bench/orders"
-	store, _, tok, err := auth.BenchStore(clock.RealClock{}, issuer)
+	store, _, tok, err := authtest.BenchStore(clock.RealClock{}, issuer)
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/authframework/authframework/internal/keys"
 	"github.com/authframework/authframework/webhook/auth"
+	"github.com/authframework/authframework/webhook/auth/authtest"
 )
 
 type result struct {
@@ -60,7 +61,7 @@ func run(d time.Duration, conns, threads int) error {
 		return fmt.Errorf("wrk is not installed (apt-get install wrk)")
 	}
 	const issuer = "https://auth.example.com/issuers/bench/orders"
-	store, key, tok, err := auth.BenchStore(clock.RealClock{}, issuer)
+	store, key, tok, err := authtest.BenchStore(clock.RealClock{}, issuer)
 	if err != nil {
 		return err
 	}

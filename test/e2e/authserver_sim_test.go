@@ -2,19 +2,15 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
-	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -27,15 +23,12 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/util/retry"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
 	"golang.org/x/oauth2/clientcredentials"
@@ -45,32 +38,6 @@ import (
 	"github.com/authframework/authframework/test/testenv"
 	"github.com/authframework/authframework/webhook/auth"
 )
-
-// colorURLs stands in for the auth server's Services: each color of the
-// AuthServer is served by a real auth server process on loopback.
-type colorURLs struct {
-	mu   sync.Mutex
-	urls map[authv1alpha1.Color]string
-}
-
-func (c *colorURLs) set(color authv1alpha1.Color, u string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.urls[color] = u
-}
-
-func (c *colorURLs) URL(as *authv1alpha1.AuthServer, active bool) string {
-	color := as.Status.ActiveColor
-	if !active {
-		color = color.Other()
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if u, ok := c.urls[color]; ok {
-		return u
-	}
-	return "http://127.0.0.1:1"
-}
 
 // TestAuthServerOnSimulatedCluster runs the AuthServer controller on a
 // simulated cluster (kube-controller-manager, kube-scheduler and a kwok node
@@ -112,31 +79,17 @@ func TestAuthServerOnSimulatedCluster(t *testing.T) {
 
 	ctrl.SetLogger(zap.New(zap.WriteTo(logFile)))
 	clk := clocktesting.NewFakeClock(time.Now())
-	urls := &colorURLs{urls: map[authv1alpha1.Color]string{}}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-		Cache: controllers.CacheOptions(), Controller: config.Controller{SkipNameValidation: ptr.To(true)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := controllers.Setup(ctx, mgr, controllers.Options{Clock: clk, Registry: prometheus.NewRegistry(), Endpoints: urls}); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = mgr.Start(ctx) }()
+	urls := &testenv.ColorEndpoints{}
+	testenv.RunManager(t, ctx, cfg, controllers.ManagerOptions{Scheme: scheme, Controllers: controllers.Options{Clock: clk, Endpoints: urls}})
 
 	replica := func() string {
-		store := auth.NewStore(clk)
-		feed, err := auth.NewFeed(cfg, scheme, store, auth.FeedOptions{RevocationNamespace: "default"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		go func() { _ = feed.Run(ctx) }()
-		srv := httptest.NewServer(auth.NewServer(store, auth.Options{Clock: clk, Log: logr.Discard(), Audit: logr.Discard(), CacheSize: 1000}))
-		t.Cleanup(srv.Close)
-		return srv.URL
+		return testenv.StartAuthServer(t, ctx, cfg, scheme, auth.ProcessOptions{RevocationNamespace: "default",
+			Server: auth.Options{Clock: clk, CacheSize: 1000}}).URL
 	}
+	key := types.NamespacedName{Namespace: "default", Name: "auth"}
 	blueURL, greenURL := replica(), replica()
-	urls.set(authv1alpha1.Blue, blueURL)
-	urls.set(authv1alpha1.Green, greenURL)
+	urls.Set(key, authv1alpha1.Blue, blueURL)
+	urls.Set(key, authv1alpha1.Green, greenURL)
 
 	ns := "default"
 	must(t, cl.Create(ctx, &authv1alpha1.TokenPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "orders"},
@@ -144,7 +97,6 @@ func TestAuthServerOnSimulatedCluster(t *testing.T) {
 	must(t, cl.Create(ctx, &authv1alpha1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "reader"}, Spec: authv1alpha1.RoleSpec{Permissions: []string{"orders:read"}}}))
 	must(t, cl.Create(ctx, &authv1alpha1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "client"},
 		Spec: authv1alpha1.ServiceAccountSpec{TokenPolicyRef: authv1alpha1.LocalRef{Name: "orders"}, Roles: []string{"reader"}}}))
-	key := types.NamespacedName{Namespace: ns, Name: "auth"}
 	must(t, cl.Create(ctx, &authv1alpha1.AuthServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "auth"}, Spec: authv1alpha1.AuthServerSpec{
 		Image: "ghcr.io/authframework/authframework:v1", Port: 8080,
 		Resources:   corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")}},
@@ -185,7 +137,7 @@ func TestAuthServerOnSimulatedCluster(t *testing.T) {
 	phase := func(want authv1alpha1.RolloutPhase) *authv1alpha1.AuthServer {
 		t.Helper()
 		var as authv1alpha1.AuthServer
-		waitUntilFor(t, 2*time.Minute, "phase "+string(want), func() bool {
+		testenv.Until(t, 2*time.Minute, "phase "+string(want), func() bool {
 			if err := cl.Get(ctx, key, &as); err != nil {
 				return false
 			}
@@ -209,7 +161,7 @@ func TestAuthServerOnSimulatedCluster(t *testing.T) {
 		}
 		return n
 	}
-	waitUntilFor(t, 2*time.Minute, "the active Service has blue's 3 ready endpoints", func() bool { return readyPods("blue") == 3 })
+	testenv.Until(t, 2*time.Minute, "the active Service has blue's 3 ready endpoints", func() bool { return readyPods("blue") == 3 })
 	var h autoscalingv2.HorizontalPodAutoscaler
 	must(t, cl.Get(ctx, key, &h))
 	if h.Spec.ScaleTargetRef.Name != "auth-blue" || *h.Spec.MinReplicas != 3 {
@@ -221,11 +173,11 @@ func TestAuthServerOnSimulatedCluster(t *testing.T) {
 	// A client validates tokens through whichever color is active, in a loop,
 	// for the whole rollout.
 	var creds corev1.Secret
-	waitUntilFor(t, 2*time.Minute, "client credentials", func() bool {
+	testenv.Until(t, 2*time.Minute, "client credentials", func() bool {
 		return cl.Get(ctx, types.NamespacedName{Namespace: ns, Name: "client-credentials"}, &creds) == nil
 	})
 	var tok string
-	waitUntilFor(t, 2*time.Minute, "a token from the active color", func() bool {
+	testenv.Until(t, 2*time.Minute, "a token from the active color", func() bool {
 		var current authv1alpha1.AuthServer
 		if cl.Get(ctx, key, &current) != nil {
 			return false
@@ -264,28 +216,28 @@ func TestAuthServerOnSimulatedCluster(t *testing.T) {
 			}
 		}
 	}()
-	waitUntilFor(t, 2*time.Minute, "the client validates", func() bool { return validations.Load() > 10 })
+	testenv.Until(t, 2*time.Minute, "the client validates", func() bool { return validations.Load() > 10 })
 
 	// Roll out v2.
-	update(t, cl, as, func() { as.Spec.Image = "ghcr.io/authframework/authframework:v2" })
+	testenv.Update(t, cl, as, func() { as.Spec.Image = "ghcr.io/authframework/authframework:v2" })
 	as = phase(authv1alpha1.PhaseAnalysing)
 	var green appsv1.Deployment
 	must(t, cl.Get(ctx, types.NamespacedName{Namespace: ns, Name: "auth-green"}, &green))
 	if ptr.Deref(green.Spec.Replicas, 0) != 3 || green.Status.AvailableReplicas != 3 {
 		t.Errorf("green: %d replicas, %d available; want blue's 3", ptr.Deref(green.Spec.Replicas, 0), green.Status.AvailableReplicas)
 	}
-	waitUntilFor(t, 2*time.Minute, "the active Service routes to green", func() bool { return readyPods("green") == 3 })
+	testenv.Until(t, 2*time.Minute, "the active Service routes to green", func() bool { return readyPods("green") == 3 })
 	must(t, cl.Get(ctx, key, &h))
 	if h.Spec.ScaleTargetRef.Name != "auth-green" {
 		t.Errorf("the HPA did not follow the active color: %s", h.Spec.ScaleTargetRef.Name)
 	}
 	clk.Step(time.Minute)
-	poke(t, cl, key)
+	testenv.Poke(t, cl, &authv1alpha1.AuthServer{}, key)
 	phase(authv1alpha1.PhaseScalingDown)
 	clk.Step(90 * time.Second)
-	poke(t, cl, key)
+	testenv.Poke(t, cl, &authv1alpha1.AuthServer{}, key)
 	as = phase(authv1alpha1.PhaseStable)
-	waitUntilFor(t, 2*time.Minute, "blue's pods are gone", func() bool {
+	testenv.Until(t, 2*time.Minute, "blue's pods are gone", func() bool {
 		var pods corev1.PodList
 		_ = cl.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels{controllers.LabelColor: "blue"})
 		return len(pods.Items) == 0
@@ -294,8 +246,8 @@ func TestAuthServerOnSimulatedCluster(t *testing.T) {
 	// A broken v3 (accepts forged tokens) is rolled back; traffic stays green.
 	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
 	defer broken.Close()
-	urls.set(authv1alpha1.Blue, broken.URL)
-	update(t, cl, as, func() { as.Spec.Image = "ghcr.io/authframework/authframework:v3" })
+	urls.Set(key, authv1alpha1.Blue, broken.URL)
+	testenv.Update(t, cl, as, func() { as.Spec.Image = "ghcr.io/authframework/authframework:v3" })
 	as = phase(authv1alpha1.PhaseRolledBack)
 	if as.Status.PhaseReason != "SmokeTestFailed" || as.Status.ActiveColor != authv1alpha1.Green || !meta.IsStatusConditionTrue(as.Status.Conditions, authv1alpha1.ConditionRolledBack) {
 		t.Errorf("rollback: %+v", as.Status)
@@ -313,22 +265,4 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-func update(t *testing.T, cl client.Client, obj client.Object, mutate func()) {
-	t.Helper()
-	must(t, retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if err := cl.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
-			return err
-		}
-		mutate()
-		return cl.Update(context.Background(), obj)
-	}))
-}
-
-func poke(t *testing.T, cl client.Client, key types.NamespacedName) {
-	t.Helper()
-	patch := fmt.Sprintf(`{"metadata":{"annotations":{"test.authframework.dev/poke":"%d"}}}`, time.Now().UnixNano())
-	must(t, cl.Patch(context.Background(), &authv1alpha1.AuthServer{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}},
-		client.RawPatch(types.MergePatchType, []byte(patch))))
 }

@@ -198,19 +198,19 @@ func TestFaultsUnderLoad(t *testing.T) {
 		}
 		return fmt.Sprintf("%s/%s/%s", as.Status.Phase, as.Status.PhaseReason, as.Status.ActiveColor)
 	}
-	waitUntilFor(t, 2*time.Minute, "the AuthServer is Stable on blue", func() bool { return asStatus() == "Stable/Installed/blue" })
-	waitUntilFor(t, time.Minute, "the Service routes to blue", func() bool { return svc.route() == "blue" })
+	testenv.Until(t, 2*time.Minute, "the AuthServer is Stable on blue", func() bool { return asStatus() == "Stable/Installed/blue" })
+	testenv.Until(t, time.Minute, "the Service routes to blue", func() bool { return svc.route() == "blue" })
 
 	ld := &load{svcURL: svcURL, ingressURL: ingressURL, http: &http.Client{Timeout: 15 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: 32, DisableCompression: true}}}
 	credentials := func(name string, within time.Duration) *oauthClient {
 		t.Helper()
 		var s corev1.Secret
-		waitUntilFor(t, within, name+"'s credentials", func() bool {
+		testenv.Until(t, within, name+"'s credentials", func() bool {
 			return cl.Get(ctx, types.NamespacedName{Namespace: faultsNS, Name: name + "-credentials"}, &s) == nil
 		})
 		c := &oauthClient{name: name, id: string(s.Data["client_id"]), secret: string(s.Data["client_secret"])}
-		waitUntilFor(t, within, "the auth server knows "+name, func() bool {
+		testenv.Until(t, within, "the auth server knows "+name, func() bool {
 			_, code, _, _ := ld.mint(ctx, c, "orders-api")
 			return code == http.StatusOK
 		})
@@ -237,9 +237,9 @@ func TestFaultsUnderLoad(t *testing.T) {
 	var policy authv1alpha1.TokenPolicy
 	must(t, cl.Get(ctx, types.NamespacedName{Namespace: faultsNS, Name: faultsPolicy}, &policy))
 	firstKid := policy.Status.ActiveKeyID
-	patchAnnotation(t, cl, &authv1alpha1.TokenPolicy{}, faultsPolicy, authv1alpha1.AnnotationRotate, "faults")
+	testenv.Annotate(t, cl, &authv1alpha1.TokenPolicy{}, types.NamespacedName{Namespace: faultsNS, Name: faultsPolicy}, authv1alpha1.AnnotationRotate, "faults")
 	var nextKid string
-	waitUntilFor(t, time.Minute, "the rotation publishes the next key", func() bool {
+	testenv.Until(t, time.Minute, "the rotation publishes the next key", func() bool {
 		must(t, cl.Get(ctx, types.NamespacedName{Namespace: faultsNS, Name: faultsPolicy}, &policy))
 		for _, k := range policy.Status.Keys {
 			if k.State == authv1alpha1.KeyPublished {
@@ -249,7 +249,7 @@ func TestFaultsUnderLoad(t *testing.T) {
 		return nextKid != "" && policy.Status.LastRotateRequest == "faults"
 	})
 	for _, port := range []int{bluePort, greenPort} {
-		waitUntilFor(t, time.Minute, "both auth servers publish the next key", func() bool {
+		testenv.Until(t, time.Minute, "both auth servers publish the next key", func() bool {
 			return strings.Contains(httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/issuers/%s/%s/jwks.json", port, faultsNS, faultsPolicy)), nextKid)
 		})
 	}
@@ -261,7 +261,7 @@ func TestFaultsUnderLoad(t *testing.T) {
 	var before corev1.Secret
 	must(t, cl.Get(ctx, keySecret, &before))
 	must(t, cl.Delete(ctx, &before))
-	waitUntilFor(t, time.Minute, "the key Secret is restored with the same keys", func() bool {
+	testenv.Until(t, time.Minute, "the key Secret is restored with the same keys", func() bool {
 		var s corev1.Secret
 		if cl.Get(ctx, keySecret, &s) != nil || s.UID == before.UID {
 			return false
@@ -275,7 +275,7 @@ func TestFaultsUnderLoad(t *testing.T) {
 	// back as the standby, and the new leader onboards a new client.
 	ld.phase("leader killed")
 	var leader, standby *manager
-	waitUntilFor(t, time.Minute, "one manager leads", func() bool {
+	testenv.Until(t, time.Minute, "one manager leads", func() bool {
 		leader, standby = nil, nil
 		for _, m := range managers {
 			if m.leading() {
@@ -290,12 +290,12 @@ func TestFaultsUnderLoad(t *testing.T) {
 	// Restarted at once, the killed replica could win the expired lease
 	// back; like a rescheduled pod, it comes back after the handover.
 	leader.kill(true)
-	waitUntilFor(t, time.Minute, "the standby takes the lease", func() bool {
+	testenv.Until(t, time.Minute, "the standby takes the lease", func() bool {
 		h := leaseHolder(ctx, cl)
 		return standby.leading() && h != "" && h != holder
 	})
 	leader.resume()
-	waitUntilFor(t, time.Minute, "the killed manager is back as the standby", func() bool { return leader.restarts() > 0 && leader.ready() })
+	testenv.Until(t, time.Minute, "the killed manager is back as the standby", func() bool { return leader.restarts() > 0 && leader.ready() })
 	if !standby.leading() || leader.leading() {
 		t.Errorf("the lease moved again after the killed manager came back")
 	}
@@ -339,13 +339,13 @@ func TestFaultsUnderLoad(t *testing.T) {
 	// The auth servers' informers resumed: a client created now gets tokens
 	// from each, and a token revoked at one is refused by the other.
 	account("onboarded-after-outage")
-	waitUntilFor(t, time.Minute, "a manager leads again", func() bool {
+	testenv.Until(t, time.Minute, "a manager leads again", func() bool {
 		return slices.ContainsFunc(managers, (*manager).leading)
 	})
 	t.Logf("a manager leads again %s after the API server is back", since())
 	late := credentials("onboarded-after-outage", 2*time.Minute)
 	t.Logf("a client created after the outage gets tokens %s after the API server is back", since())
-	waitUntilFor(t, 2*time.Minute, "green issues tokens to the new client", func() bool {
+	testenv.Until(t, 2*time.Minute, "green issues tokens to the new client", func() bool {
 		_, code, _, _ := ld.mintAt(ctx, greenURL, late, "orders-api")
 		return code == http.StatusOK
 	})
@@ -353,7 +353,7 @@ func TestFaultsUnderLoad(t *testing.T) {
 	ld.addClient(late)
 	revoked := revokedToken(ctx, t, ld, late, "revoked after the outage")
 	ld.addInvalid(revoked)
-	waitUntilFor(t, 2*time.Minute, "green refuses the token blue revoked", func() bool {
+	testenv.Until(t, 2*time.Minute, "green refuses the token blue revoked", func() bool {
 		return validateAt(ctx, ld.http, greenURL, revoked.raw) == http.StatusUnauthorized
 	})
 	t.Logf("green refuses a token revoked at blue %s after the API server is back", since())
@@ -363,16 +363,16 @@ func TestFaultsUnderLoad(t *testing.T) {
 	ld.phase("rollout blue→green")
 	var as authv1alpha1.AuthServer
 	must(t, cl.Get(ctx, asKey, &as))
-	update(t, cl, &as, func() { as.Spec.Image = "ghcr.io/authframework/authframework:v2" })
-	waitUntilFor(t, 2*time.Minute, "the rollout completes on green", func() bool { return asStatus() == "Stable/RolloutComplete/green" })
-	waitUntilFor(t, time.Minute, "the Service routes to green", func() bool { return svc.route() == "green" })
+	testenv.Update(t, cl, &as, func() { as.Spec.Image = "ghcr.io/authframework/authframework:v2" })
+	testenv.Until(t, 2*time.Minute, "the rollout completes on green", func() bool { return asStatus() == "Stable/RolloutComplete/green" })
+	testenv.Until(t, time.Minute, "the Service routes to green", func() bool { return svc.route() == "green" })
 	green := svc.served("green")
 	ld.waitValidated(t, settle)
 	if svc.served("green") == green {
 		t.Errorf("green served nothing after the rollout")
 	}
 	// The rotated key signs by now: tokens of both keys were validated.
-	waitUntilFor(t, time.Minute, "tokens signed by the rotated key are validated", func() bool {
+	testenv.Until(t, time.Minute, "tokens signed by the rotated key are validated", func() bool {
 		return ld.validatedKid(nextKid) > 0 && ld.validatedKid(firstKid) > 0
 	})
 	stopLoad()
@@ -464,7 +464,7 @@ func (l *load) waitValidated(t *testing.T, n int64) {
 	t.Helper()
 	c := l.current()
 	base := c.validated.Load() + c.validRefused.Load()
-	waitUntilFor(t, 2*time.Minute, fmt.Sprintf("%d more validations in phase %q", n, c.name), func() bool {
+	testenv.Until(t, 2*time.Minute, fmt.Sprintf("%d more validations in phase %q", n, c.name), func() bool {
 		return c.validated.Load()+c.validRefused.Load() >= base+n
 	})
 }
@@ -825,7 +825,7 @@ func buildInvalidTokens(ctx context.Context, t *testing.T, cl client.Client, l *
 		if tok.kind == "missing permission" {
 			want = http.StatusForbidden
 		}
-		waitUntilFor(t, 30*time.Second, tok.kind+" is refused", func() bool {
+		testenv.Until(t, 30*time.Second, tok.kind+" is refused", func() bool {
 			code, _, _, err := l.call(ctx, tok.path, tok.raw)
 			return err == nil && code == want
 		})
@@ -860,7 +860,7 @@ func revokedToken(ctx context.Context, t *testing.T, l *load, c *oauthClient, ki
 		t.Fatalf("revoking a token of %s: %d", c.name, code)
 	}
 	tok := invalidToken{kind: kind, raw: raw, path: "/api/orders/1"}
-	waitUntilFor(t, 30*time.Second, kind+" is refused", func() bool {
+	testenv.Until(t, 30*time.Second, kind+" is refused", func() bool {
 		code, _, _, err := l.call(ctx, tok.path, tok.raw)
 		return err == nil && code == http.StatusUnauthorized
 	})
@@ -913,14 +913,6 @@ func secretKids(t *testing.T, s *corev1.Secret) []string {
 	}
 	slices.Sort(ids)
 	return ids
-}
-
-func patchAnnotation(t *testing.T, cl client.Client, obj client.Object, name, key, value string) {
-	t.Helper()
-	obj.SetNamespace(faultsNS)
-	obj.SetName(name)
-	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, key, value)
-	must(t, cl.Patch(context.Background(), obj, client.RawPatch(types.MergePatchType, []byte(patch))))
 }
 
 func leaseHolder(ctx context.Context, cl client.Client) string {

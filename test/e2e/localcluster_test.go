@@ -24,7 +24,6 @@ import (
 	"time"
 
 	"golang.org/x/oauth2/clientcredentials"
-	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/authframework/authframework/test/testenv"
 )
@@ -56,7 +55,7 @@ func TestLocalClusterSim(t *testing.T) {
 	status := func() string {
 		return kubectl("get", "afserver", "auth", "-o", "jsonpath={.status.phase}/{.status.phaseReason}/{.status.activeColor}/{.status.availableReplicas}")
 	}
-	waitUntilFor(t, 2*time.Minute, "the sample AuthServer is Stable on blue with 2 pods", func() bool { return status() == "Stable/Installed/blue/2" })
+	testenv.Until(t, 2*time.Minute, "the sample AuthServer is Stable on blue with 2 pods", func() bool { return status() == "Stable/Installed/blue/2" })
 	if out := kubectl("get", "afserver", "auth"); !strings.Contains(out, "PHASE") || !strings.Contains(out, "ACTIVE") {
 		t.Errorf("kubectl get afserver does not show phase and active color:\n%s", out)
 	}
@@ -71,8 +70,8 @@ func TestLocalClusterSim(t *testing.T) {
 
 	kubectl("patch", "afserver", "auth", "--type", "merge", "-p",
 		`{"spec":{"image":"ghcr.io/authframework/authframework:v0.2.0","rollout":{"analysis":{"bakeTime":"3s"},"scaleDownDelay":"3s"}}}`)
-	waitUntilFor(t, 2*time.Minute, "the new image serves on green", func() bool { return status() == "Stable/RolloutComplete/green/2" })
-	waitUntil(t, "blue is scaled to zero", func() bool {
+	testenv.Until(t, 2*time.Minute, "the new image serves on green", func() bool { return status() == "Stable/RolloutComplete/green/2" })
+	testenv.Until(t, 30*time.Second, "blue is scaled to zero", func() bool {
 		return kubectl("get", "deploy", "auth-blue", "-o", "jsonpath={.spec.replicas}") == "0"
 	})
 	events := kubectl("get", "events", "--field-selector", "involvedObject.name=auth", "-o", "jsonpath={range .items[*]}{.reason} {end}")
@@ -84,9 +83,9 @@ func TestLocalClusterSim(t *testing.T) {
 
 	kubectl("patch", "afserver", "auth", "--type", "merge", "-p",
 		`{"spec":{"image":"ghcr.io/authframework/authframework:v0.3.0","rollout":{"analysis":{"bakeTime":"5m"}}}}`)
-	waitUntilFor(t, 2*time.Minute, "v0.3.0 is analysed on blue", func() bool { return strings.HasPrefix(status(), "Analysing/Promoted/blue/") })
+	testenv.Until(t, 2*time.Minute, "v0.3.0 is analysed on blue", func() bool { return strings.HasPrefix(status(), "Analysing/Promoted/blue/") })
 	kubectl("annotate", "afserver", "auth", "auth.authframework.dev/abort=e2e")
-	waitUntil(t, "the abort puts traffic back on green", func() bool { return strings.HasPrefix(status(), "RolledBack/Aborted/green/") })
+	testenv.Until(t, 30*time.Second, "the abort puts traffic back on green", func() bool { return strings.HasPrefix(status(), "RolledBack/Aborted/green/") })
 	if sel := kubectl("get", "service", "auth", "-o", "jsonpath={.spec.selector.auth\\.authframework\\.dev/color}"); sel != "green" {
 		t.Errorf("the active Service selects %q after the abort, want green", sel)
 	}
@@ -183,14 +182,10 @@ func startLocalCluster(t *testing.T, localcluster, stateDir string, extra ...str
 
 // kubectl runs kubectl against the local cluster and fails the test on error.
 func (lc *localCluster) kubectl(t *testing.T) func(args ...string) string {
-	kubeconfig := filepath.Join(lc.stateDir, "kubeconfig")
+	k := testenv.KubectlCmd{Kubeconfig: filepath.Join(lc.stateDir, "kubeconfig")}
 	return func(args ...string) string {
 		t.Helper()
-		out, err := exec.Command(testenv.Kubectl(), append([]string{"--kubeconfig", kubeconfig}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("kubectl %v: %v\n%s", args, err, out)
-		}
-		return string(out)
+		return k.Run(t, args...)
 	}
 }
 
@@ -239,10 +234,10 @@ func runLocalCluster(t *testing.T, localcluster, stateDir string, sig syscall.Si
 	jsonpath := func(path string) string {
 		return kubectl("get", "tokenpolicy", "orders-platform", "-o", "jsonpath="+path)
 	}
-	waitUntil(t, "the sample policy has an active key", func() bool { return jsonpath("{.status.activeKeyID}") != "" })
+	testenv.Until(t, 30*time.Second, "the sample policy has an active key", func() bool { return jsonpath("{.status.activeKeyID}") != "" })
 	active := jsonpath("{.status.activeKeyID}")
 	kubectl("annotate", "tokenpolicy", "orders-platform", "auth.authframework.dev/rotate=e2e", "--overwrite")
-	waitUntil(t, "the rotate annotation publishes a new key", func() bool {
+	testenv.Until(t, 30*time.Second, "the rotate annotation publishes a new key", func() bool {
 		return strings.Contains(jsonpath("{.status.keys[*].state}"), "Published") && jsonpath("{.status.lastRotateRequest}") == "e2e"
 	})
 	if got := jsonpath("{.status.activeKeyID}"); got != active {
@@ -251,7 +246,7 @@ func runLocalCluster(t *testing.T, localcluster, stateDir string, sig syscall.Si
 
 	// The sample accounts come up Ready with their credentials; the batch job
 	// gets its token Secret.
-	waitUntil(t, "the sample accounts are Ready", func() bool {
+	testenv.Until(t, 30*time.Second, "the sample accounts are Ready", func() bool {
 		out := kubectl("get", "serviceaccounts.auth.authframework.dev", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status} {end}")
 		return strings.Contains(out, "billing=True") && strings.Contains(out, "stock-sync=True")
 	})
@@ -302,7 +297,7 @@ func checkIngress(t *testing.T, kubectl func(...string) string, authPort, nginxP
 		EndpointParams: url.Values{"audience": {"orders-api"}},
 	}
 	var tok string
-	waitUntil(t, "the auth server issues a token", func() bool {
+	testenv.Until(t, 30*time.Second, "the auth server issues a token", func() bool {
 		tk, err := cc.Token(context.Background())
 		if err == nil {
 			tok = tk.AccessToken
@@ -343,22 +338,6 @@ func checkIngress(t *testing.T, kubectl func(...string) string, authPort, nginxP
 	}
 	if code, _, _ := call("/api/payments/1", tok); code != 401 {
 		t.Errorf("token of another audience: %d, want 401", code)
-	}
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	waitUntilFor(t, 30*time.Second, what, cond)
-}
-
-// waitUntilFor polls cond until it holds or d passes.
-func waitUntilFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, d, true, func(context.Context) (bool, error) {
-		return cond(), nil
-	})
-	if err != nil {
-		t.Fatalf("timed out waiting until %s", what)
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
 	"github.com/authframework/authframework/internal/certs"
+	"github.com/authframework/authframework/test/testenv"
 )
 
 // warnings records the admission warnings the API server relays.
@@ -131,7 +132,7 @@ func TestAdmissionWebhooks(t *testing.T) {
 	if err := cl.Get(ctx, client.ObjectKeyFromObject(p), p); err != nil {
 		t.Fatal(err)
 	}
-	if err := retryUpdate(ctx, cl, p, func() {
+	if err := testenv.UpdateWithRetry(ctx, cl, p, func() {
 		p.Spec.Algorithm = authv1alpha1.EdDSA
 		p.Spec.Issuer = "https://auth.example.com/b"
 		p.Spec.Rotation.PrePublish = metav1.Duration{Duration: 5 * time.Minute}
@@ -159,7 +160,7 @@ func TestAdmissionWebhooks(t *testing.T) {
 		t.Errorf("the first policy to list an audience got %q", ws)
 	}
 	// The webhook reads the manager's cache: a dry run until it has seen the first.
-	eventually(t, "a second namespace's policy is warned", func() error {
+	testenv.Eventually(t, "a second namespace's policy is warned", func() error {
 		if err := cl.Create(ctx, shared(second), client.DryRunAll); err != nil {
 			return err
 		}
@@ -170,7 +171,7 @@ func TestAdmissionWebhooks(t *testing.T) {
 	})
 
 	// Deprecated fields that no longer do anything say so.
-	if err := retryUpdate(ctx, cl, p, func() { p.Spec.TokenEndpoint.MaxFailedAttempts = 5 }); err != nil {
+	if err := testenv.UpdateWithRetry(ctx, cl, p, func() { p.Spec.TokenEndpoint.MaxFailedAttempts = 5 }); err != nil {
 		t.Fatal(err)
 	}
 	if ws := w.take(); !hasWarning(ws, "deprecated and ignored") {
@@ -215,20 +216,6 @@ func TestAdmissionWebhooks(t *testing.T) {
 	}
 }
 
-func retryUpdate(ctx context.Context, cl client.Client, obj client.Object, mutate func()) error {
-	var err error
-	for range 10 {
-		if err = cl.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
-			return err
-		}
-		mutate()
-		if err = cl.Update(ctx, obj); !apierrors.IsConflict(err) {
-			return err
-		}
-	}
-	return err
-}
-
 // servedCertificate is the serial of the certificate the webhook server
 // presents now.
 func servedCertificate(t *testing.T) string {
@@ -250,7 +237,7 @@ func TestWebhookCertificateRotation(t *testing.T) {
 	ns := newNamespace(t)
 	secretKey := types.NamespacedName{Namespace: "default", Name: "authframework-webhook-certs"}
 	var secret corev1.Secret
-	eventually(t, "webhook certificate Secret", func() error { return k8sClient.Get(ctx, secretKey, &secret) })
+	testenv.Eventually(t, "webhook certificate Secret", func() error { return k8sClient.Get(ctx, secretKey, &secret) })
 	var vwc admissionregistrationv1.ValidatingWebhookConfiguration
 	if err := k8sClient.Get(ctx, types.NamespacedName{Name: "validating-webhook-configuration"}, &vwc); err != nil {
 		t.Fatal(err)
@@ -292,7 +279,7 @@ func TestWebhookCertificateRotation(t *testing.T) {
 	if err := k8sClient.Patch(ctx, &secret, client.RawPatch(types.MergePatchType, patch)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a new certificate is served", func() error {
+	testenv.Eventually(t, "a new certificate is served", func() error {
 		if servedCertificate(t) == before {
 			return fmt.Errorf("still the old certificate")
 		}
@@ -300,7 +287,7 @@ func TestWebhookCertificateRotation(t *testing.T) {
 	})
 	// A few more admission requests on the new certificate.
 	after := created.Load()
-	eventually(t, "admission requests on the new certificate", func() error {
+	testenv.Eventually(t, "admission requests on the new certificate", func() error {
 		if created.Load() < after+5 {
 			return fmt.Errorf("%d requests since the switch", created.Load()-after)
 		}

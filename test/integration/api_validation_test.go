@@ -14,6 +14,7 @@ import (
 
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
 	"github.com/authframework/authframework/internal/token"
+	"github.com/authframework/authframework/test/testenv"
 )
 
 // Valid specs that the invalid cases below break one field at a time.
@@ -301,5 +302,5 @@ func TestClientIDIsImmutable(t *testing.T) {
 	}
 
 	// Other fields remain editable.
-	update(t, sa, func() { sa.Spec.Disabled = true })
+	testenv.Update(t, k8sClient, sa, func() { sa.Spec.Disabled = true })
 }

@@ -16,13 +16,14 @@ import (
 
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
 	"github.com/authframework/authframework/controllers"
+	"github.com/authframework/authframework/test/testenv"
 )
 
 // canaryAt waits for the canary Ingress to send weight percent to the
 // preview Service (weight 0: for it to be gone).
 func canaryAt(t *testing.T, ns string, weight int) {
 	t.Helper()
-	eventually(t, fmt.Sprintf("canary Ingress at %d%%", weight), func() error {
+	testenv.Eventually(t, fmt.Sprintf("canary Ingress at %d%%", weight), func() error {
 		var ing networkingv1.Ingress
 		err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "api-canary"}, &ing)
 		if weight == 0 {
@@ -77,7 +78,7 @@ func TestAuthServerCanary(t *testing.T) {
 	}
 
 	// v2 reaches its first step; an abort takes the canary away at once.
-	update(t, as, func() { as.Spec.Image = "ghcr.io/authframework/authframework:v2" })
+	testenv.Update(t, k8sClient, as, func() { as.Spec.Image = "ghcr.io/authframework/authframework:v2" })
 	waitPhase(t, key, authv1alpha1.PhaseDeploying)
 	makeAvailable(t, ns, "auth-green")
 	as = waitPhase(t, key, authv1alpha1.PhaseCanary)
@@ -85,7 +86,7 @@ func TestAuthServerCanary(t *testing.T) {
 		t.Fatalf("first step: %+v", as.Status)
 	}
 	canaryAt(t, ns, 10)
-	update(t, as, func() { as.Annotations = map[string]string{authv1alpha1.AnnotationAbort: "1"} })
+	testenv.Update(t, k8sClient, as, func() { as.Annotations = map[string]string{authv1alpha1.AnnotationAbort: "1"} })
 	as = waitPhase(t, key, authv1alpha1.PhaseRolledBack)
 	if as.Status.PhaseReason != "Aborted" || as.Status.CanaryWeight != 0 || activeSelector(t, ns, "auth") != "blue" {
 		t.Errorf("aborted: %+v", as.Status)
@@ -97,19 +98,19 @@ func TestAuthServerCanary(t *testing.T) {
 	makeAvailable(t, ns, "auth-green") // the Deployment controller's view: no pods
 
 	// v3 goes through both steps, each held for the step interval.
-	update(t, as, func() { as.Spec.Image = "ghcr.io/authframework/authframework:v3" })
+	testenv.Update(t, k8sClient, as, func() { as.Spec.Image = "ghcr.io/authframework/authframework:v3" })
 	waitPhase(t, key, authv1alpha1.PhaseDeploying)
 	makeAvailable(t, ns, "auth-green")
 	waitPhase(t, key, authv1alpha1.PhaseCanary)
 	canaryAt(t, ns, 10)
 	fakeClock.Step(30 * time.Second)
-	pokeAuthServer(t, key)
+	testenv.Poke(t, k8sClient, &authv1alpha1.AuthServer{}, key)
 	canaryAt(t, ns, 50)
 	if as = getAuthServer(t, key); as.Status.Phase != authv1alpha1.PhaseCanary || as.Status.CanaryWeight != 50 || activeSelector(t, ns, "auth") != "blue" {
 		t.Errorf("second step: %+v", as.Status)
 	}
 	fakeClock.Step(30 * time.Second)
-	pokeAuthServer(t, key)
+	testenv.Poke(t, k8sClient, &authv1alpha1.AuthServer{}, key)
 	as = waitPhase(t, key, authv1alpha1.PhaseAnalysing)
 	if as.Status.ActiveColor != authv1alpha1.Green || as.Status.CanaryWeight != 0 || activeSelector(t, ns, "auth") != "green" {
 		t.Errorf("after the last step: %+v", as.Status)
@@ -120,15 +121,15 @@ func TestAuthServerCanary(t *testing.T) {
 		t.Errorf("the user's Ingress must be left as it was: %v %+v", err, base.Spec)
 	}
 	// A name that is no Ingress shows at once, before a rollout needs it.
-	update(t, as, func() { as.Spec.Rollout.TrafficRouting.Ingress = "no-such-ingress" })
-	eventually(t, "TrafficRoutingReady False", func() error {
+	testenv.Update(t, k8sClient, as, func() { as.Spec.Rollout.TrafficRouting.Ingress = "no-such-ingress" })
+	testenv.Eventually(t, "TrafficRoutingReady False", func() error {
 		c := meta.FindStatusCondition(getAuthServer(t, key).Status.Conditions, authv1alpha1.ConditionTrafficRoutingReady)
 		if c == nil || c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, "no-such-ingress not found") {
 			return fmt.Errorf("%+v", c)
 		}
 		return nil
 	})
-	eventually(t, "step events", func() error {
+	testenv.Eventually(t, "step events", func() error {
 		reasons, err := eventReasons(ns, "auth")
 		if err != nil || !reasons["CanaryStep"] || !reasons["Aborted"] || !reasons["Promoted"] {
 			return fmt.Errorf("events %v %v", reasons, err)

@@ -4,19 +4,18 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
-	"github.com/go-logr/logr"
 	"golang.org/x/oauth2/clientcredentials"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
+	"github.com/authframework/authframework/test/testenv"
 	"github.com/authframework/authframework/webhook/auth"
 )
 
@@ -25,33 +24,16 @@ type replica struct {
 	url string
 }
 
+// startReplica starts an auth server replica as main wires one, on the fake
+// clock, storing revocations in revocationNS.
 func startReplica(t *testing.T, ctx context.Context, revocationNS string) replica {
 	t.Helper()
-	store := auth.NewStore(fakeClock)
 	// One tenant's auth server, as an AuthServer with watchNamespaces runs:
 	// the suite's other namespaces list the same audiences in their own
 	// policies, and an audience belongs to the namespace that listed it first.
-	feed, err := auth.NewFeed(cfg, scheme, store, auth.FeedOptions{RevocationNamespace: revocationNS, Namespaces: []string{revocationNS}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = feed.Run(ctx) }()
-	revs := &auth.ConfigMapRevocations{Client: k8sClient, Namespace: revocationNS, Clock: fakeClock}
-	go revs.Run(ctx)
-	srv := httptest.NewServer(auth.NewServer(store, auth.Options{Clock: fakeClock, Log: logr.Discard(), Audit: logr.Discard(), CacheSize: 1000, Revocations: revs}))
-	t.Cleanup(srv.Close)
-	eventually(t, "replica ready", func() error {
-		resp, err := http.Get(srv.URL + "/readyz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("readyz %d", resp.StatusCode)
-		}
-		return nil
-	})
-	return replica{url: srv.URL}
+	as := testenv.StartAuthServer(t, ctx, cfg, scheme, auth.ProcessOptions{RevocationNamespace: revocationNS, Namespaces: []string{revocationNS},
+		Server: auth.Options{Clock: fakeClock, CacheSize: 1000}})
+	return replica{url: as.URL}
 }
 
 func (r replica) validate(t *testing.T, tok, query string) (int, http.Header) {
@@ -109,7 +91,7 @@ func TestAuthServerFlow(t *testing.T) {
 		EndpointParams: url.Values{"audience": {"orders-api"}},
 	}
 	var tok string
-	eventually(t, "token from the token endpoint", func() error {
+	testenv.Eventually(t, "token from the token endpoint", func() error {
 		tk, err := cc.Token(ctx)
 		if err != nil {
 			return err
@@ -152,7 +134,7 @@ func TestAuthServerFlow(t *testing.T) {
 	if code, _ := r1.validate(t, tok, ""); code != 401 {
 		t.Errorf("replica 1 accepts a token it revoked: %d", code)
 	}
-	eventually(t, "replica 2 refuses the revoked token", func() error {
+	testenv.Eventually(t, "replica 2 refuses the revoked token", func() error {
 		if code, hdr := r2.validate(t, tok, ""); code != 401 || hdr.Get(auth.HeaderAuthError) != "token_revoked" {
 			return fmt.Errorf("%d %s", code, hdr.Get(auth.HeaderAuthError))
 		}
@@ -166,7 +148,7 @@ func TestAuthServerFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	setDisabled(t, account, true)
-	eventually(t, "disabled account refused", func() error {
+	testenv.Eventually(t, "disabled account refused", func() error {
 		for _, r := range []replica{r1, r2} {
 			if code, _ := r.validate(t, fresh.AccessToken, ""); code != 401 {
 				return fmt.Errorf("%s: %d", r.url, code)
@@ -175,7 +157,7 @@ func TestAuthServerFlow(t *testing.T) {
 		return nil
 	})
 	setDisabled(t, account, false)
-	eventually(t, "re-enabled account accepted", func() error {
+	testenv.Eventually(t, "re-enabled account accepted", func() error {
 		if code, _ := r1.validate(t, fresh.AccessToken, ""); code != 200 {
 			return fmt.Errorf("%d", code)
 		}
@@ -184,7 +166,7 @@ func TestAuthServerFlow(t *testing.T) {
 
 	// Rotate the policy's keys: a token issued before the new key activates
 	// still validates until it expires.
-	setAnnotation(t, policy, authv1alpha1.AnnotationRotate, "flow")
+	testenv.Annotate(t, k8sClient, &authv1alpha1.TokenPolicy{}, policy, authv1alpha1.AnnotationRotate, "flow")
 	waitFor(t, policy, "next key published", func(p *authv1alpha1.TokenPolicy) error {
 		if p.Status.LastRotateRequest != "flow" {
 			return fmt.Errorf("not yet")
@@ -198,14 +180,14 @@ func TestAuthServerFlow(t *testing.T) {
 	}
 	oldKid := kidOf(t, before.AccessToken)
 	fakeClock.Step(time.Minute)
-	poke(t, policy)
+	testenv.Poke(t, k8sClient, &authv1alpha1.TokenPolicy{}, policy)
 	waitFor(t, policy, "new key active", func(p *authv1alpha1.TokenPolicy) error {
 		if p.Status.ActiveKeyID == oldKid {
 			return fmt.Errorf("old key still active")
 		}
 		return nil
 	})
-	eventually(t, "new tokens use the new key", func() error {
+	testenv.Eventually(t, "new tokens use the new key", func() error {
 		tk, err := (&clientcredentials.Config{ClientID: cc.ClientID, ClientSecret: cc.ClientSecret, TokenURL: cc.TokenURL}).Token(ctx)
 		if err != nil {
 			return err
@@ -229,5 +211,5 @@ func TestAuthServerFlow(t *testing.T) {
 func setDisabled(t *testing.T, key types.NamespacedName, disabled bool) {
 	t.Helper()
 	sa := getAccount(t, key)
-	update(t, sa, func() { sa.Spec.Disabled = disabled })
+	testenv.Update(t, k8sClient, sa, func() { sa.Spec.Disabled = disabled })
 }

@@ -67,7 +67,7 @@ func createServerRoles(ctx context.Context) error {
 func permissionsGranted(t *testing.T, key types.NamespacedName, want metav1.ConditionStatus, reason string) *authv1alpha1.AuthServer {
 	t.Helper()
 	var as authv1alpha1.AuthServer
-	eventually(t, fmt.Sprintf("PermissionsGranted %s/%s", want, reason), func() error {
+	testenv.Eventually(t, fmt.Sprintf("PermissionsGranted %s/%s", want, reason), func() error {
 		if err := k8sClient.Get(context.Background(), key, &as); err != nil {
 			return err
 		}
@@ -125,38 +125,21 @@ func TestAuthServerPermissions(t *testing.T) {
 	// is written.
 	saCfg := rest.CopyConfig(cfg)
 	saCfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + trustedNamespace + ":auth"}
-	store := auth.NewStore(fakeClock)
-	feed, err := auth.NewFeed(saCfg, scheme, store, auth.FeedOptions{RevocationNamespace: trustedNamespace})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fctx, stopFeed := context.WithCancel(ctx)
-	defer stopFeed()
-	feedErr := make(chan error, 1)
-	go func() { feedErr <- feed.Run(fctx) }()
-	eventually(t, "the feed syncs as the server's ServiceAccount", func() error {
-		select {
-		case err := <-feedErr:
-			t.Fatalf("the feed stopped: %v", err)
-		default:
-		}
-		if !store.Ready() {
-			return fmt.Errorf("not synced")
-		}
-		return nil
-	})
+	// StartAuthServer fails the test unless the feed syncs as the server's
+	// ServiceAccount.
+	fctx, stopServer := context.WithCancel(ctx)
+	defer stopServer()
+	srv := testenv.StartAuthServer(t, fctx, saCfg, scheme, auth.ProcessOptions{RevocationNamespace: trustedNamespace,
+		Server: auth.Options{Clock: fakeClock}})
+	revs := srv.Revocations
 	saClient, err := client.New(saCfg, client.Options{Scheme: scheme})
 	if err != nil {
 		t.Fatal(err)
 	}
-	revs := &auth.ConfigMapRevocations{Client: saClient, Namespace: trustedNamespace, Clock: fakeClock}
-	rctx, stopRevs := context.WithCancel(ctx)
-	defer stopRevs()
-	go revs.Run(rctx)
 	if err := revs.Revoke(ctx, "rbac-test-jti", fakeClock.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the revocation is written as the server's ServiceAccount", func() error {
+	testenv.Eventually(t, "the revocation is written as the server's ServiceAccount", func() error {
 		var cms corev1.ConfigMapList
 		if err := k8sClient.List(ctx, &cms, client.InNamespace(trustedNamespace), client.MatchingLabels{authv1alpha1.LabelRevocations: "true"}); err != nil {
 			return err
@@ -168,7 +151,7 @@ func TestAuthServerPermissions(t *testing.T) {
 		}
 		return fmt.Errorf("not in %d shards", len(cms.Items))
 	})
-	stopRevs()
+	stopServer()
 	// And nothing beyond: no writes to policies, no ConfigMaps elsewhere.
 	var p authv1alpha1.TokenPolicy
 	if err := saClient.Get(ctx, types.NamespacedName{Namespace: team, Name: "orders"}, &p); err != nil {
@@ -187,8 +170,8 @@ func TestAuthServerPermissions(t *testing.T) {
 
 	// Narrowed to the team's namespace: a RoleBinding there, the
 	// ClusterRoleBinding is gone.
-	update(t, as, func() { as.Spec.WatchNamespaces = []string{team} })
-	eventually(t, "the ClusterRoleBinding is replaced by a RoleBinding in the team's namespace", func() error {
+	testenv.Update(t, k8sClient, as, func() { as.Spec.WatchNamespaces = []string{team} })
+	testenv.Eventually(t, "the ClusterRoleBinding is replaced by a RoleBinding in the team's namespace", func() error {
 		if err := k8sClient.Get(ctx, types.NamespacedName{Name: crbName}, &rbacv1.ClusterRoleBinding{}); !apierrors.IsNotFound(err) {
 			return fmt.Errorf("ClusterRoleBinding: %v", err)
 		}
@@ -200,7 +183,7 @@ func TestAuthServerPermissions(t *testing.T) {
 	if err := k8sClient.Delete(ctx, as); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the AuthServer and its binding in the team's namespace are gone", func() error {
+	testenv.Eventually(t, "the AuthServer and its binding in the team's namespace are gone", func() error {
 		if err := k8sClient.Get(ctx, types.NamespacedName{Namespace: team, Name: crbName}, &rbacv1.RoleBinding{}); !apierrors.IsNotFound(err) {
 			return fmt.Errorf("RoleBinding: %v", err)
 		}
@@ -227,6 +210,6 @@ func TestAuthServerPermissions(t *testing.T) {
 	if err := k8sClient.Get(ctx, types.NamespacedName{Name: "authframework-server:" + team + ":auth"}, &rbacv1.ClusterRoleBinding{}); !apierrors.IsNotFound(err) {
 		t.Errorf("an untrusted AuthServer got a ClusterRoleBinding: %v", err)
 	}
-	update(t, as, func() { as.Spec.WatchNamespaces = []string{team} })
+	testenv.Update(t, k8sClient, as, func() { as.Spec.WatchNamespaces = []string{team} })
 	permissionsGranted(t, key, metav1.ConditionTrue, "Granted")
 }

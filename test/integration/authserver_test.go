@@ -15,17 +15,17 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
 	"github.com/authframework/authframework/controllers"
+	"github.com/authframework/authframework/test/testenv"
 )
 
 // makeAvailable plays the Deployment controller, which envtest does not run:
 // every pod of the Deployment is ready.
 func makeAvailable(t *testing.T, ns, name string) {
 	t.Helper()
-	eventually(t, "deployment "+name+" exists", func() error {
+	testenv.Eventually(t, "deployment "+name+" exists", func() error {
 		var d appsv1.Deployment
 		if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, &d); err != nil {
 			return err
@@ -49,7 +49,7 @@ func getAuthServer(t *testing.T, key types.NamespacedName) *authv1alpha1.AuthSer
 func waitPhase(t *testing.T, key types.NamespacedName, phase authv1alpha1.RolloutPhase) *authv1alpha1.AuthServer {
 	t.Helper()
 	var as *authv1alpha1.AuthServer
-	eventually(t, "phase "+string(phase), func() error {
+	testenv.Eventually(t, "phase "+string(phase), func() error {
 		as = getAuthServer(t, key)
 		if as.Status.Phase != phase {
 			return fmt.Errorf("phase %s (%s)", as.Status.Phase, as.Status.PhaseReason)
@@ -57,15 +57,6 @@ func waitPhase(t *testing.T, key types.NamespacedName, phase authv1alpha1.Rollou
 		return nil
 	})
 	return as
-}
-
-func pokeAuthServer(t *testing.T, key types.NamespacedName) {
-	t.Helper()
-	patch := fmt.Sprintf(`{"metadata":{"annotations":{"test.authframework.dev/poke":"%d"}}}`, time.Now().UnixNano())
-	if err := k8sClient.Patch(context.Background(), &authv1alpha1.AuthServer{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}},
-		client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func deploymentReplicas(t *testing.T, ns, name string) int32 {
@@ -105,8 +96,8 @@ func colorsOnLoopback(t *testing.T, ctx context.Context) (ns string, key types.N
 	}
 	waitAccount(t, types.NamespacedName{Namespace: ns, Name: "probe"}, "probe account ready", ready)
 	key = types.NamespacedName{Namespace: ns, Name: "auth"}
-	colorEndpoints.set(key, authv1alpha1.Blue, blue.url)
-	colorEndpoints.set(key, authv1alpha1.Green, green.url)
+	colorEndpoints.Set(key, authv1alpha1.Blue, blue.url)
+	colorEndpoints.Set(key, authv1alpha1.Green, green.url)
 	return ns, key
 }
 
@@ -140,7 +131,7 @@ func TestAuthServerBlueGreen(t *testing.T) {
 
 	// A new image rolls out to green at blue's size, is smoke-tested against
 	// the real server standing in for green, and takes the traffic.
-	update(t, as, func() { as.Spec.Image = "ghcr.io/authframework/authframework:v2" })
+	testenv.Update(t, k8sClient, as, func() { as.Spec.Image = "ghcr.io/authframework/authframework:v2" })
 	waitPhase(t, key, authv1alpha1.PhaseDeploying)
 	if got := deploymentReplicas(t, ns, "auth-green"); got != 2 {
 		t.Errorf("green starts with %d pods, want blue's 2", got)
@@ -154,10 +145,10 @@ func TestAuthServerBlueGreen(t *testing.T) {
 		t.Error("blue must keep its pods during analysis for an instant rollback")
 	}
 	fakeClock.Step(time.Minute)
-	pokeAuthServer(t, key)
+	testenv.Poke(t, k8sClient, &authv1alpha1.AuthServer{}, key)
 	waitPhase(t, key, authv1alpha1.PhaseScalingDown)
 	fakeClock.Step(90 * time.Second)
-	pokeAuthServer(t, key)
+	testenv.Poke(t, k8sClient, &authv1alpha1.AuthServer{}, key)
 	as = waitPhase(t, key, authv1alpha1.PhaseStable)
 	if deploymentReplicas(t, ns, "auth-blue") != 0 || as.Status.ActiveTemplateHash != as.Status.DesiredTemplateHash {
 		t.Errorf("after the rollout blue must be scaled to zero: %d pods, %+v", deploymentReplicas(t, ns, "auth-blue"), as.Status)
@@ -168,8 +159,8 @@ func TestAuthServerBlueGreen(t *testing.T) {
 	// stays on green and the status says why.
 	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
 	defer broken.Close()
-	colorEndpoints.set(key, authv1alpha1.Blue, broken.URL)
-	update(t, as, func() { as.Spec.Image = "ghcr.io/authframework/authframework:v3-broken" })
+	colorEndpoints.Set(key, authv1alpha1.Blue, broken.URL)
+	testenv.Update(t, k8sClient, as, func() { as.Spec.Image = "ghcr.io/authframework/authframework:v3-broken" })
 	waitPhase(t, key, authv1alpha1.PhaseDeploying)
 	makeAvailable(t, ns, "auth-blue")
 	as = waitPhase(t, key, authv1alpha1.PhaseRolledBack)
@@ -179,7 +170,7 @@ func TestAuthServerBlueGreen(t *testing.T) {
 	if deploymentReplicas(t, ns, "auth-blue") != 0 {
 		t.Error("the failed color must scale down")
 	}
-	eventually(t, "rollback event", func() error {
+	testenv.Eventually(t, "rollback event", func() error {
 		reasons, err := eventReasons(ns, "auth")
 		if err != nil || !reasons["SmokeTestFailed"] || !reasons["Promoted"] {
 			return fmt.Errorf("events %v %v", reasons, err)
@@ -192,7 +183,7 @@ func TestAuthServerBlueGreen(t *testing.T) {
 // (when replicas > 0) and how many pods are available.
 func setDeployment(t *testing.T, ns, name string, replicas, available int32) {
 	t.Helper()
-	eventually(t, "deployment "+name+" updated", func() error {
+	testenv.Eventually(t, "deployment "+name+" updated", func() error {
 		var d appsv1.Deployment
 		if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, &d); err != nil {
 			return err
@@ -216,7 +207,7 @@ func setDeployment(t *testing.T, ns, name string, replicas, available int32) {
 // returns it; then checks its phase and Ready and Available conditions.
 func waitHealth(t *testing.T, key types.NamespacedName, replicas, available int32, phase authv1alpha1.RolloutPhase, ready bool, availableReason string) {
 	t.Helper()
-	eventually(t, fmt.Sprintf("%d of %d available, %s", available, replicas, phase), func() error {
+	testenv.Eventually(t, fmt.Sprintf("%d of %d available, %s", available, replicas, phase), func() error {
 		as := getAuthServer(t, key)
 		st := as.Status
 		if st.Replicas != replicas || st.AvailableReplicas != available {
@@ -264,7 +255,7 @@ func TestAuthServerHealthIsLostCapacity(t *testing.T) {
 	// A pod that served is lost mid-scale-up: Degraded, with a Warning.
 	setDeployment(t, ns, "auth-blue", 0, 4)
 	waitHealth(t, key, 6, 4, authv1alpha1.PhaseDegraded, false, "CapacityLost")
-	eventually(t, "CapacityLost event", func() error {
+	testenv.Eventually(t, "CapacityLost event", func() error {
 		reasons, err := eventReasons(ns, "auth")
 		if err != nil || !reasons["CapacityLost"] {
 			return fmt.Errorf("events %v, %v", reasons, err)

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
+	"github.com/authframework/authframework/test/testenv"
 	"github.com/authframework/authframework/webhook/auth"
 )
 
@@ -54,7 +55,7 @@ func TestRecreatedAccountDoesNotInheritTokens(t *testing.T) {
 		TokenURL:     r.url + "/token",
 	}
 	var old string
-	eventually(t, "a token for the first billing", func() (err error) {
+	testenv.Eventually(t, "a token for the first billing", func() (err error) {
 		old, err = tokenOf(oldCreds)
 		return err
 	})
@@ -65,7 +66,7 @@ func TestRecreatedAccountDoesNotInheritTokens(t *testing.T) {
 	if err := k8sClient.Delete(ctx, first); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "first billing gone", func() error {
+	testenv.Eventually(t, "first billing gone", func() error {
 		if err := k8sClient.Get(ctx, key, &authv1alpha1.ServiceAccount{}); !apierrors.IsNotFound(err) {
 			return fmt.Errorf("still there: %v", err)
 		}
@@ -77,7 +78,7 @@ func TestRecreatedAccountDoesNotInheritTokens(t *testing.T) {
 	if second.UID == first.UID {
 		t.Fatal("the API server reused a UID")
 	}
-	eventually(t, "the first billing's token refused by the server", func() error {
+	testenv.Eventually(t, "the first billing's token refused by the server", func() error {
 		code, hdr := r.validate(t, old, "")
 		if code != 401 || hdr.Get(auth.HeaderAuthError) != "unknown_client" || hdr.Get("X-User-Roles") != "" {
 			return fmt.Errorf("%d %q roles %q", code, hdr.Get(auth.HeaderAuthError), hdr.Get("X-User-Roles"))
@@ -85,7 +86,7 @@ func TestRecreatedAccountDoesNotInheritTokens(t *testing.T) {
 		return nil
 	})
 	var fresh clientcredentials.Config
-	eventually(t, "the second billing's own credentials work", func() (err error) {
+	testenv.Eventually(t, "the second billing's own credentials work", func() (err error) {
 		fresh = clientcredentials.Config{
 			ClientID:     secretData(t, ns, "billing"+authv1alpha1.CredentialsSecretSuffix, authv1alpha1.ClientIDKey),
 			ClientSecret: secretData(t, ns, "billing"+authv1alpha1.CredentialsSecretSuffix, authv1alpha1.ClientSecretKey),
@@ -145,7 +146,7 @@ func TestTokenSizeBoundIsAnnounced(t *testing.T) {
 		ClientSecret: secretData(t, ns, "wide"+authv1alpha1.CredentialsSecretSuffix, authv1alpha1.ClientSecretKey),
 		TokenURL:     r.url + "/token",
 	}
-	eventually(t, "/token without scope refused as invalid_scope", func() error {
+	testenv.Eventually(t, "/token without scope refused as invalid_scope", func() error {
 		_, err := cc.Token(ctx)
 		if err == nil || !strings.Contains(err.Error(), "invalid_scope") {
 			return fmt.Errorf("%v", err)
@@ -166,7 +167,7 @@ func TestTokenSizeBoundIsAnnounced(t *testing.T) {
 	if err := k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "wide"}, &role); err != nil {
 		t.Fatal(err)
 	}
-	update(t, &role, func() { role.Spec.Permissions = perms[:20] })
+	testenv.Update(t, k8sClient, &role, func() { role.Spec.Permissions = perms[:20] })
 	waitAccount(t, key, "TokenIssuable=True", func(sa *authv1alpha1.ServiceAccount) error {
 		c := meta.FindStatusCondition(sa.Status.Conditions, authv1alpha1.ConditionTokenIssuable)
 		if c == nil || c.Status != metav1.ConditionTrue {

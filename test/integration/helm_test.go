@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -23,10 +22,8 @@ import (
 	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
@@ -55,14 +52,6 @@ func helm(t *testing.T, args ...string) (string, error) {
 	return out.String(), nil
 }
 
-func kubectlStdin(t *testing.T, stdin string, args ...string) (string, error) {
-	t.Helper()
-	cmd := exec.Command(testenv.Kubectl(), append([]string{"--kubeconfig", kubeconfig}, args...)...)
-	cmd.Stdin = strings.NewReader(stdin)
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
-
 func TestHelmLint(t *testing.T) {
 	if out, err := helm(t, "lint", "--strict", chart); err != nil {
 		t.Fatalf("helm lint --strict: %v\n%s", err, out)
@@ -74,7 +63,7 @@ func TestHelmLint(t *testing.T) {
 // (kubectl apply --dry-run=server).
 func TestHelmTemplateIsAccepted(t *testing.T) {
 	for _, f := range []string{"crd-servicemonitors.yaml", "crd-certificates.yaml", "crd-issuers.yaml"} {
-		if out, err := kubectl2(t, "apply", "-f", testenv.Path("test", "integration", "testdata", f)); err != nil {
+		if out, err := kubectl.Try("", "apply", "-f", testenv.Path("test", "integration", "testdata", f)); err != nil {
 			t.Fatalf("installing stand-in CRD %s: %v\n%s", f, err, out)
 		}
 	}
@@ -98,7 +87,7 @@ func TestHelmTemplateIsAccepted(t *testing.T) {
 			if err != nil {
 				t.Fatalf("helm template: %v\n%s", err, rendered)
 			}
-			out, err := kubectlStdin(t, rendered, "apply", "--dry-run=server", "-n", ns, "-f", "-")
+			out, err := kubectl.Try(rendered, "apply", "--dry-run=server", "-n", ns, "-f", "-")
 			if err != nil {
 				t.Fatalf("kubectl apply --dry-run=server refused the rendering: %v\n%s", err, out)
 			}
@@ -134,12 +123,6 @@ func TestHelmTemplateIsAccepted(t *testing.T) {
 			}
 		})
 	}
-}
-
-func kubectl2(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	out, err := exec.Command(testenv.Kubectl(), append([]string{"--kubeconfig", kubeconfig}, args...)...).CombinedOutput()
-	return string(out), err
 }
 
 // TestHelmValuesSchema: bad values fail at install with a clear message.
@@ -256,20 +239,11 @@ func TestChartRBAC(t *testing.T) {
 	// The operator as the chart runs it: impersonating its ServiceAccount.
 	saCfg := rest.CopyConfig(adminCfg)
 	saCfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:authframework-system:af-authframework"}
-	mgr, err := ctrl.NewManager(saCfg, ctrl.Options{
-		Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-		Cache: controllers.CacheOptions(), LeaderElection: true, LeaderElectionID: "rbac-test", LeaderElectionNamespace: "authframework-system",
-		Controller: controllerConfig(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	serverRBAC := controllers.ServerRBAC{ReadClusterRole: "authframework-server", RevocationsClusterRole: "authframework-server-revocations",
 		ClusterScopeNamespaces: []string{"authframework-system"}}
-	if _, err := controllers.Setup(ctx, mgr, controllers.Options{Clock: clocktesting.NewFakeClock(time.Now()), Registry: prometheus.NewRegistry(), ServerRBAC: serverRBAC}); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = mgr.Start(ctx) }()
+	testenv.RunManager(t, ctx, saCfg, controllers.ManagerOptions{Scheme: scheme,
+		LeaderElection: controllers.LeaderElection{ID: "rbac-test", Namespace: "authframework-system"},
+		Controllers:    controllers.Options{Clock: clocktesting.NewFakeClock(time.Now()), ServerRBAC: serverRBAC}})
 
 	// The samples, applied as an admin.
 	for _, f := range []string{"auth_v1alpha1_tokenpolicy.yaml", "auth_v1alpha1_role_orders_reader.yaml", "auth_v1alpha1_role_inventory_admin.yaml", "auth_v1alpha1_serviceaccount_billing.yaml", "auth_v1alpha1_serviceaccount_stock_sync.yaml"} {
@@ -280,7 +254,7 @@ func TestChartRBAC(t *testing.T) {
 			}
 		}
 	}
-	eventually(t, "the samples reconciled with the chart's RBAC only", func() error {
+	testenv.Eventually(t, "the samples reconciled with the chart's RBAC only", func() error {
 		for _, name := range []string{"billing", "stock-sync"} {
 			var sa authv1alpha1.ServiceAccount
 			if err := admin.Get(ctx, types.NamespacedName{Namespace: "team", Name: name}, &sa); err != nil {
@@ -298,7 +272,7 @@ func TestChartRBAC(t *testing.T) {
 		Spec: authv1alpha1.AuthServerSpec{Image: "ghcr.io/authframework/authframework:v1", Replicas: ptr.To[int32](1)}}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the AuthServer's pods are granted their roles with the chart's RBAC only", func() error {
+	testenv.Eventually(t, "the AuthServer's pods are granted their roles with the chart's RBAC only", func() error {
 		var as authv1alpha1.AuthServer
 		if err := admin.Get(ctx, types.NamespacedName{Namespace: "authframework-system", Name: "auth"}, &as); err != nil {
 			return err
@@ -334,7 +308,7 @@ func TestKustomizeInstall(t *testing.T) {
 	if err := k8sClient.Create(context.Background(), ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
-	out, err := kubectl2(t, "apply", "--dry-run=server", "-k", testenv.Path("config", "default"))
+	out, err := kubectl.Try("", "apply", "--dry-run=server", "-k", testenv.Path("config", "default"))
 	if err != nil {
 		t.Fatalf("kubectl apply -k config/default: %v\n%s", err, out)
 	}

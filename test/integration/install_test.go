@@ -1,11 +1,9 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -99,19 +97,19 @@ func TestSamplesAreAccepted(t *testing.T) {
 func TestKubectl(t *testing.T) {
 	ns := newNamespace(t)
 
-	out := kubectl(t, "apply", "--server-side", "--force-conflicts", "-f", testenv.Path("config", "crd", "bases"))
+	out := kubectl.Run(t, "apply", "--server-side", "--force-conflicts", "-f", testenv.Path("config", "crd", "bases"))
 	for _, crd := range []string{"serviceaccounts", "roles", "tokenpolicies", "authservers"} {
 		if !strings.Contains(out, crd+".auth.authframework.dev serverside-applied") {
 			t.Errorf("server-side apply did not report %s:\n%s", crd, out)
 		}
 	}
 
-	out = kubectl(t, "apply", "-n", ns, "-f", testenv.Path("config", "samples"))
+	out = kubectl.Run(t, "apply", "-n", ns, "-f", testenv.Path("config", "samples"))
 	if !strings.Contains(out, "tokenpolicy.auth.authframework.dev/orders-platform created") {
 		t.Errorf("apply of samples:\n%s", out)
 	}
 
-	out = kubectl(t, "get", "authframework", "-n", ns)
+	out = kubectl.Run(t, "get", "authframework", "-n", ns)
 	for _, name := range []string{
 		"tokenpolicy.auth.authframework.dev/orders-platform",
 		"role.auth.authframework.dev/orders-reader",
@@ -126,11 +124,11 @@ func TestKubectl(t *testing.T) {
 	}
 
 	// Short names reach our kinds, not the core ones.
-	out = kubectl(t, "get", "afsa", "-n", ns)
+	out = kubectl.Run(t, "get", "afsa", "-n", ns)
 	if !strings.Contains(out, "CLIENT ID") || !strings.Contains(out, "billing") {
 		t.Errorf("`kubectl get afsa` did not show our ServiceAccounts with their columns:\n%s", out)
 	}
-	out = kubectl(t, "get", "tpol", "-n", ns)
+	out = kubectl.Run(t, "get", "tpol", "-n", ns)
 	for _, col := range []string{"ALGORITHM", "ACTIVE KEY", "NEXT ROTATION", "READY", "ES256"} {
 		if !strings.Contains(out, col) {
 			t.Errorf("`kubectl get tpol` lacks %q:\n%s", col, out)
@@ -138,7 +136,7 @@ func TestKubectl(t *testing.T) {
 	}
 
 	// The controller gives the sample policy a key; the columns show it.
-	eventually(t, "kubectl shows the active key", func() error {
+	testenv.Eventually(t, "kubectl shows the active key", func() error {
 		var p authv1alpha1.TokenPolicy
 		if err := k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "orders-platform"}, &p); err != nil {
 			return err
@@ -146,7 +144,7 @@ func TestKubectl(t *testing.T) {
 		if p.Status.ActiveKeyID == "" {
 			return fmt.Errorf("no active key yet")
 		}
-		out := kubectl(t, "get", "tpol", "orders-platform", "-n", ns)
+		out := kubectl.Run(t, "get", "tpol", "orders-platform", "-n", ns)
 		if !strings.Contains(out, p.Status.ActiveKeyID) || !strings.Contains(out, "True") {
 			return fmt.Errorf("`kubectl get tpol` does not show active key %s and Ready:\n%s", p.Status.ActiveKeyID, out)
 		}
@@ -157,45 +155,30 @@ func TestKubectl(t *testing.T) {
 		return nil
 	})
 	// Every kind's columns, wide, read without "<invalid>" once reconciled.
-	eventually(t, "every column reads well", func() error {
+	testenv.Eventually(t, "every column reads well", func() error {
 		for _, kind := range []string{"tpol", "afsa", "afrole", "afserver"} {
-			out := kubectl(t, "get", kind, "-n", ns, "-o", "wide")
+			out := kubectl.Run(t, "get", kind, "-n", ns, "-o", "wide")
 			if strings.Contains(out, "<invalid>") {
 				return fmt.Errorf("`kubectl get %s -o wide` prints <invalid>:\n%s", kind, out)
 			}
 		}
-		out := kubectl(t, "get", "afsa", "billing", "-n", ns, "-o", "wide")
+		out := kubectl.Run(t, "get", "afsa", "billing", "-n", ns, "-o", "wide")
 		if !strings.Contains(out, "NEXT SECRET ROTATION") || !strings.Contains(out, "T") {
 			return fmt.Errorf("`kubectl get afsa -o wide`:\n%s", out)
 		}
 		return nil
 	})
 
-	out = kubectl(t, "explain", "tokenpolicies.spec")
+	out = kubectl.Run(t, "explain", "tokenpolicies.spec")
 	for _, want := range []string{"issuer", "is the `iss` claim of every token", "audiences", "rotation", "accessTokenTTL", "How long an access token lives"} {
 		if !strings.Contains(strings.ToLower(out), strings.ToLower(want)) {
 			t.Errorf("`kubectl explain tokenpolicies.spec` lacks %q:\n%s", want, out)
 		}
 	}
-	out = kubectl(t, "explain", "tokenpolicies.spec.rotation.prePublish")
+	out = kubectl.Run(t, "explain", "tokenpolicies.spec.rotation.prePublish")
 	if !strings.Contains(out, "10m") {
 		t.Errorf("`kubectl explain` of prePublish does not explain the JWKS cache lead:\n%s", out)
 	}
-}
-
-func kubectl(t *testing.T, args ...string) string {
-	t.Helper()
-	bin := testenv.Kubectl()
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("kubectl not built at %s (run `make tools`): %v", bin, err)
-	}
-	cmd := exec.Command(bin, append([]string{"--kubeconfig", kubeconfig}, args...)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("kubectl %s: %v\n%s%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
-	}
-	return stdout.String()
 }
 
 func readObjects(t *testing.T, path string) []*unstructured.Unstructured {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"slices"
@@ -15,16 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
-	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
 	"github.com/authframework/authframework/controllers"
@@ -48,27 +43,13 @@ func TestValidationSurvivesTheAPIServer(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	clk := clocktesting.NewFakeClock(time.Now())
-	mgr, err := ctrl.NewManager(c, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-		Cache: controllers.CacheOptions(), Controller: controllerConfig()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := controllers.Setup(ctx, mgr, controllers.Options{Clock: clk, Registry: prometheus.NewRegistry()}); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = mgr.Start(ctx) }()
+	testenv.RunManager(t, ctx, c, controllers.ManagerOptions{Scheme: scheme, Controllers: controllers.Options{Clock: clk}})
 
-	store := auth.NewStore(clk)
-	feed, err := auth.NewFeed(c, scheme, store, auth.FeedOptions{RevocationNamespace: "default"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The informers keep running (and retrying) after the API server is gone.
 	feedCtx, stopFeed := context.WithCancel(context.Background())
 	defer stopFeed()
-	go func() { _ = feed.Run(feedCtx) }()
-	srv := httptest.NewServer(auth.NewServer(store, auth.Options{Clock: clk, Log: logr.Discard(), Audit: logr.Discard(), CacheSize: 100}))
-	defer srv.Close()
+	srv := testenv.StartAuthServer(t, feedCtx, c, scheme, auth.ProcessOptions{RevocationNamespace: "default",
+		Server: auth.Options{Clock: clk, CacheSize: 100}})
 
 	cl, err := client.New(c, client.Options{Scheme: scheme})
 	if err != nil {
@@ -83,7 +64,7 @@ func TestValidationSurvivesTheAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	var id, secret string
-	eventually(t, "credentials", func() error {
+	testenv.Eventually(t, "credentials", func() error {
 		var sa authv1alpha1.ServiceAccount
 		if err := cl.Get(ctx, types.NamespacedName{Namespace: "default", Name: "c"}, &sa); err != nil {
 			return err
@@ -100,7 +81,7 @@ func TestValidationSurvivesTheAPIServer(t *testing.T) {
 	}
 	secret = string(creds.Data[authv1alpha1.ClientSecretKey])
 	var tok string
-	eventually(t, "a token", func() error {
+	testenv.Eventually(t, "a token", func() error {
 		form := url.Values{"grant_type": {"client_credentials"}}
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/token", strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -166,7 +147,7 @@ func killAPIServer(t *testing.T, host string) {
 			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, "kube-apiserver gone", func() error {
+			testenv.Eventually(t, "kube-apiserver gone", func() error {
 				if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !strings.Contains(string(b), ") Z ") {
 					return fmt.Errorf("still running")
 				}

@@ -21,6 +21,7 @@ import (
 	"github.com/authframework/authframework/internal/credentials"
 	"github.com/authframework/authframework/internal/keys"
 	"github.com/authframework/authframework/internal/token"
+	"github.com/authframework/authframework/test/testenv"
 )
 
 // accountFixture creates a ready policy in a fresh namespace.
@@ -65,7 +66,7 @@ func getAccount(t *testing.T, key types.NamespacedName) *authv1alpha1.ServiceAcc
 func waitAccount(t *testing.T, key types.NamespacedName, what string, cond func(*authv1alpha1.ServiceAccount) error) *authv1alpha1.ServiceAccount {
 	t.Helper()
 	var sa *authv1alpha1.ServiceAccount
-	eventually(t, what, func() error {
+	testenv.Eventually(t, what, func() error {
 		sa = getAccount(t, key)
 		return cond(sa)
 	})
@@ -98,20 +99,6 @@ func verifier(t *testing.T, ns, account string) credentials.Verifier {
 	return v
 }
 
-func pokeAccount(t *testing.T, key types.NamespacedName) {
-	t.Helper()
-	annotateAccount(t, key, "test.authframework.dev/poke", fmt.Sprint(time.Now().UnixNano()))
-}
-
-func annotateAccount(t *testing.T, key types.NamespacedName, name, value string) {
-	t.Helper()
-	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, name, value)
-	obj := &authv1alpha1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
-	if err := k8sClient.Patch(context.Background(), obj, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestServiceAccountRecoversWhenRoleAppears: a missing Role is a condition and
 // a Warning event; creating the Role makes the account Ready without any
 // change to the account.
@@ -137,7 +124,7 @@ func TestServiceAccountRecoversWhenRoleAppears(t *testing.T) {
 	if sa.Status.ClientID != ns+".billing" || sa.Status.CredentialsSecretName != "billing-credentials" {
 		t.Errorf("credentials are created even while a role is missing: %+v", sa.Status)
 	}
-	eventually(t, "RoleNotFound event", func() error {
+	testenv.Eventually(t, "RoleNotFound event", func() error {
 		reasons, err := eventReasons(ns, key.Name)
 		if err != nil || !reasons[authv1alpha1.ReasonRoleNotFound] {
 			return fmt.Errorf("events %v, %v", reasons, err)
@@ -160,7 +147,7 @@ func TestServiceAccountRecoversWhenRoleAppears(t *testing.T) {
 	if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "orders-reader"}, &role); err != nil {
 		t.Fatal(err)
 	}
-	update(t, &role, func() { role.Spec.Permissions = append(role.Spec.Permissions, "orders:write") })
+	testenv.Update(t, k8sClient, &role, func() { role.Spec.Permissions = append(role.Spec.Permissions, "orders:write") })
 	waitAccount(t, key, "permissions follow the role", func(sa *authv1alpha1.ServiceAccount) error {
 		if !slices.Contains(sa.Status.Permissions, "orders:write") {
 			return fmt.Errorf("permissions %v", sa.Status.Permissions)
@@ -168,7 +155,7 @@ func TestServiceAccountRecoversWhenRoleAppears(t *testing.T) {
 		return nil
 	})
 	// The role reports who uses it.
-	eventually(t, "role status", func() error {
+	testenv.Eventually(t, "role status", func() error {
 		var r authv1alpha1.Role
 		if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "orders-reader"}, &r); err != nil {
 			return err
@@ -206,7 +193,7 @@ func TestClientSecretRotation(t *testing.T) {
 		t.Fatal("the verifier Secret contains the plaintext secret")
 	}
 
-	annotateAccount(t, key, authv1alpha1.AnnotationRotate, "r1")
+	testenv.Annotate(t, k8sClient, &authv1alpha1.ServiceAccount{}, key, authv1alpha1.AnnotationRotate, "r1")
 	sa := waitAccount(t, key, "rotated", func(sa *authv1alpha1.ServiceAccount) error {
 		if sa.Status.LastRotateRequest != "r1" || sa.Status.PreviousSecretExpiresAt == nil {
 			return fmt.Errorf("status %+v", sa.Status)
@@ -227,7 +214,7 @@ func TestClientSecretRotation(t *testing.T) {
 	}
 
 	fakeClock.Step(2 * time.Hour)
-	pokeAccount(t, key)
+	testenv.Poke(t, k8sClient, &authv1alpha1.ServiceAccount{}, key)
 	waitAccount(t, key, "grace over", func(sa *authv1alpha1.ServiceAccount) error {
 		if sa.Status.PreviousSecretExpiresAt != nil {
 			return fmt.Errorf("previous secret still listed until %v", sa.Status.PreviousSecretExpiresAt)
@@ -240,7 +227,7 @@ func TestClientSecretRotation(t *testing.T) {
 	}
 
 	// Compromise: rotate, then revoke the previous secret at once.
-	annotateAccount(t, key, authv1alpha1.AnnotationRotate, "r2")
+	testenv.Annotate(t, k8sClient, &authv1alpha1.ServiceAccount{}, key, authv1alpha1.AnnotationRotate, "r2")
 	waitAccount(t, key, "rotated again", func(sa *authv1alpha1.ServiceAccount) error {
 		if sa.Status.LastRotateRequest != "r2" {
 			return fmt.Errorf("lastRotateRequest %q", sa.Status.LastRotateRequest)
@@ -248,7 +235,7 @@ func TestClientSecretRotation(t *testing.T) {
 		return nil
 	})
 	third := secretData(t, ns, "billing-credentials", authv1alpha1.ClientSecretKey)
-	annotateAccount(t, key, authv1alpha1.AnnotationRevokePreviousSecret, "compromised")
+	testenv.Annotate(t, k8sClient, &authv1alpha1.ServiceAccount{}, key, authv1alpha1.AnnotationRevokePreviousSecret, "compromised")
 	waitAccount(t, key, "previous revoked", func(sa *authv1alpha1.ServiceAccount) error {
 		if sa.Status.LastRevokeRequest != "compromised" || sa.Status.PreviousSecretExpiresAt != nil {
 			return fmt.Errorf("status %+v", sa.Status)
@@ -278,7 +265,7 @@ func credentialsReason(t *testing.T, key types.NamespacedName, reason string) {
 func replacedSecret(t *testing.T, ns, account string, old ...string) string {
 	t.Helper()
 	var got string
-	eventually(t, "a new client secret", func() error {
+	testenv.Eventually(t, "a new client secret", func() error {
 		var s corev1.Secret
 		if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: account + authv1alpha1.CredentialsSecretSuffix}, &s); err != nil {
 			return err
@@ -312,7 +299,7 @@ func TestLostCredentialsKeepWorking(t *testing.T) {
 	first := secretData(t, ns, credsName, authv1alpha1.ClientSecretKey)
 
 	// A rotation: first works for 2h.
-	annotateAccount(t, key, authv1alpha1.AnnotationRotate, "r1")
+	testenv.Annotate(t, k8sClient, &authv1alpha1.ServiceAccount{}, key, authv1alpha1.AnnotationRotate, "r1")
 	second := replacedSecret(t, ns, key.Name, first)
 	rotatedAt := fakeClock.Now().Truncate(time.Second)
 	fakeClock.Step(30 * time.Minute)
@@ -336,7 +323,7 @@ func TestLostCredentialsKeepWorking(t *testing.T) {
 				v.Check(first, now), v.Check(second, now), v.Check(third, now))
 		}
 	}
-	eventually(t, "ClientSecretLost Warning event", func() error {
+	testenv.Eventually(t, "ClientSecretLost Warning event", func() error {
 		reasons, err := eventReasons(ns, key.Name)
 		if err != nil || !reasons[authv1alpha1.ReasonSecretLost] {
 			return fmt.Errorf("events %v, %v", reasons, err)
@@ -350,7 +337,7 @@ func TestLostCredentialsKeepWorking(t *testing.T) {
 	if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: credsName}, &s); err != nil {
 		t.Fatal(err)
 	}
-	update(t, &s, func() { delete(s.Data, authv1alpha1.ClientSecretKey) })
+	testenv.Update(t, k8sClient, &s, func() { delete(s.Data, authv1alpha1.ClientSecretKey) })
 	fourth := replacedSecret(t, ns, key.Name, first, second, third)
 	removedAt := fakeClock.Now().Truncate(time.Second)
 
@@ -363,7 +350,7 @@ func TestLostCredentialsKeepWorking(t *testing.T) {
 	if err := k8sClient.Delete(context.Background(), &vs); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "verifier rebuilt", func() error {
+	testenv.Eventually(t, "verifier rebuilt", func() error {
 		var got corev1.Secret
 		if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: key.Name + authv1alpha1.VerifierSecretSuffix}, &got); err != nil {
 			return err
@@ -373,7 +360,7 @@ func TestLostCredentialsKeepWorking(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, "ClientVerifierRestored event", func() error {
+	testenv.Eventually(t, "ClientVerifierRestored event", func() error {
 		reasons, err := eventReasons(ns, key.Name)
 		if err != nil || !reasons[authv1alpha1.ReasonVerifierRestored] {
 			return fmt.Errorf("events %v, %v", reasons, err)
@@ -405,8 +392,8 @@ func TestLostCredentialsKeepWorking(t *testing.T) {
 	}
 	for i, st := range steps {
 		fakeClock.SetTime(st.at)
-		pokeAccount(t, key)
-		eventually(t, fmt.Sprintf("step %d", i), func() error {
+		testenv.Poke(t, k8sClient, &authv1alpha1.ServiceAccount{}, key)
+		testenv.Eventually(t, fmt.Sprintf("step %d", i), func() error {
 			v := verifier(t, ns, key.Name)
 			for _, s := range st.works {
 				if !v.Check(s, st.at) {
@@ -468,7 +455,7 @@ func TestTokenSecret(t *testing.T) {
 
 	// At the refresh time a new token replaces it, before it expires.
 	fakeClock.SetTime(refresh)
-	pokeAccount(t, key)
+	testenv.Poke(t, k8sClient, &authv1alpha1.ServiceAccount{}, key)
 	sa = waitAccount(t, key, "re-minted", func(sa *authv1alpha1.ServiceAccount) error {
 		if !sa.Status.TokenExpiresAt.Time.After(exp) {
 			return fmt.Errorf("token still expires %v", sa.Status.TokenExpiresAt)
@@ -482,7 +469,7 @@ func TestTokenSecret(t *testing.T) {
 	verifyWithPolicy(t, policy, second)
 
 	// The policy's keys rotate; the next re-mint uses the new key.
-	setAnnotation(t, policy, authv1alpha1.AnnotationRotate, "tok")
+	testenv.Annotate(t, k8sClient, &authv1alpha1.TokenPolicy{}, policy, authv1alpha1.AnnotationRotate, "tok")
 	waitFor(t, policy, "next key published", func(p *authv1alpha1.TokenPolicy) error {
 		if p.Status.LastRotateRequest != "tok" {
 			return fmt.Errorf("not yet")
@@ -490,7 +477,7 @@ func TestTokenSecret(t *testing.T) {
 		return nil
 	})
 	fakeClock.Step(time.Hour)
-	poke(t, policy)
+	testenv.Poke(t, k8sClient, &authv1alpha1.TokenPolicy{}, policy)
 	p := waitFor(t, policy, "next key active", func(p *authv1alpha1.TokenPolicy) error {
 		if p.Status.Keys[0].State != authv1alpha1.KeyActive {
 			return fmt.Errorf("keys %v", keyStates(p))
@@ -500,7 +487,7 @@ func TestTokenSecret(t *testing.T) {
 	newKid := p.Status.ActiveKeyID
 	// The token in the Secret stays valid (its key is retired, still
 	// published); the next re-mint, at its refresh time, uses the new key.
-	eventually(t, "token re-minted after the policy changed", func() error {
+	testenv.Eventually(t, "token re-minted after the policy changed", func() error {
 		sa := getAccount(t, key)
 		if !sa.Status.TokenRefreshAt.After(fakeClock.Now()) {
 			return fmt.Errorf("refresh at %v is not after now %v", sa.Status.TokenRefreshAt, fakeClock.Now())
@@ -509,7 +496,7 @@ func TestTokenSecret(t *testing.T) {
 	})
 	verifyWithPolicy(t, policy, secretData(t, ns, "sync-token", authv1alpha1.TokenKey))
 	fakeClock.SetTime(getAccount(t, key).Status.TokenRefreshAt.Time)
-	pokeAccount(t, key)
+	testenv.Poke(t, k8sClient, &authv1alpha1.ServiceAccount{}, key)
 	waitAccount(t, key, "re-minted with the new key", func(sa *authv1alpha1.ServiceAccount) error {
 		if kidOf(t, secretData(t, ns, "sync-token", authv1alpha1.TokenKey)) != newKid {
 			return fmt.Errorf("token not signed by %s yet", newKid)
@@ -520,7 +507,7 @@ func TestTokenSecret(t *testing.T) {
 
 	// Asking for permissions the roles do not grant is refused with a reason.
 	sa = getAccount(t, key)
-	update(t, sa, func() { sa.Spec.TokenSecret.Permissions = []string{"admin:*"} })
+	testenv.Update(t, k8sClient, sa, func() { sa.Spec.TokenSecret.Permissions = []string{"admin:*"} })
 	waitAccount(t, key, "stalled on a bad token request", func(sa *authv1alpha1.ServiceAccount) error {
 		c := meta.FindStatusCondition(sa.Status.Conditions, authv1alpha1.ConditionReady)
 		if c == nil || c.Status != metav1.ConditionFalse || c.Reason != authv1alpha1.ReasonInvalidSpec {
@@ -552,7 +539,7 @@ func TestDeletingAnAccountRemovesItsSecrets(t *testing.T) {
 	if err := k8sClient.Delete(context.Background(), sa); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "owned Secrets garbage-collected", func() error {
+	testenv.Eventually(t, "owned Secrets garbage-collected", func() error {
 		for _, n := range names {
 			err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: n}, &corev1.Secret{})
 			if !apierrors.IsNotFound(err) {
@@ -588,7 +575,7 @@ func TestThousandServiceAccounts(t *testing.T) {
 		}
 	}
 	created := time.Since(start)
-	eventuallyFor(t, 5*time.Minute, "1,000 accounts Ready", func() error {
+	testenv.EventuallyFor(t, 5*time.Minute, "1,000 accounts Ready", func() error {
 		var list authv1alpha1.ServiceAccountList
 		if err := k8sClient.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
 			return err
@@ -605,7 +592,7 @@ func TestThousandServiceAccounts(t *testing.T) {
 		return nil
 	})
 	t.Logf("1,000 ServiceAccounts: created in %s, all Ready %s after the first create", created.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
-	eventually(t, "the role counts 1,000 users", func() error {
+	testenv.Eventually(t, "the role counts 1,000 users", func() error {
 		var r authv1alpha1.Role
 		if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "reader"}, &r); err != nil {
 			return err

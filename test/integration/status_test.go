@@ -19,6 +19,7 @@ import (
 
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
 	"github.com/authframework/authframework/controllers"
+	"github.com/authframework/authframework/test/testenv"
 )
 
 // readyIs checks Ready and, when cond is not Ready, that condition too, in
@@ -69,7 +70,7 @@ func refuseKeySecret(t *testing.T, ns, policy string) (remove func()) {
 		}
 	}
 	t.Cleanup(remove)
-	eventually(t, "the admission policy refuses the key Secret", func() error {
+	testenv.Eventually(t, "the admission policy refuses the key Secret", func() error {
 		probe := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: secret}}
 		if err := k8sClient.Create(ctx, probe, client.DryRunAll); err == nil {
 			return fmt.Errorf("a dry-run write was admitted")
@@ -116,7 +117,7 @@ func TestTokenPolicyKeySecretUnwritable(t *testing.T) {
 	if p.Status.ActiveKeyID != "" || len(p.Status.Keys) != 0 {
 		t.Errorf("status lists keys the Secret does not hold: active %q, %d keys", p.Status.ActiveKeyID, len(p.Status.Keys))
 	}
-	eventually(t, "KeySecretWriteFailed Warning event", func() error {
+	testenv.Eventually(t, "KeySecretWriteFailed Warning event", func() error {
 		reasons, err := eventReasons(ns, key.Name)
 		if err != nil || !reasons[authv1alpha1.ReasonKeySecretWriteFailed] {
 			return fmt.Errorf("events %v, %v", reasons, err)
@@ -194,7 +195,7 @@ func TestAuthServerClusterRoleMissing(t *testing.T) {
 		t.Fatal(err)
 	}
 	makeAvailable(t, ns, "auth-blue")
-	eventually(t, "Ready with its permissions granted", func() error {
+	testenv.Eventually(t, "Ready with its permissions granted", func() error {
 		as := getAuthServer(t, key)
 		if !meta.IsStatusConditionTrue(as.Status.Conditions, authv1alpha1.ConditionPermissionsGranted) {
 			return fmt.Errorf("conditions %+v", as.Status.Conditions)
@@ -207,7 +208,7 @@ func TestAuthServerClusterRoleMissing(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { installServerRoles(t) })
-	pokeAuthServer(t, key) // ClusterRoles are not watched; a real cluster would wait for the next check
+	testenv.Poke(t, k8sClient, &authv1alpha1.AuthServer{}, key) // ClusterRoles are not watched; a real cluster would wait for the next check
 	as := permissionsGranted(t, key, metav1.ConditionFalse, authv1alpha1.ReasonClusterRoleMissing)
 	if err := readyIs(as.Status.Conditions, as.Generation, metav1.ConditionFalse, authv1alpha1.ReasonClusterRoleMissing); err != nil {
 		t.Errorf("in the status write that found the role missing: %v", err)
@@ -215,7 +216,7 @@ func TestAuthServerClusterRoleMissing(t *testing.T) {
 	if c := meta.FindStatusCondition(as.Status.Conditions, authv1alpha1.ConditionReady); c != nil && !strings.Contains(c.Message, role) {
 		t.Errorf("Ready does not name the missing ClusterRole: %q", c.Message)
 	}
-	eventually(t, "ClusterRoleMissing Warning event", func() error {
+	testenv.Eventually(t, "ClusterRoleMissing Warning event", func() error {
 		reasons, err := eventReasons(ns, key.Name)
 		if err != nil || !reasons[authv1alpha1.ReasonClusterRoleMissing] {
 			return fmt.Errorf("events %v, %v", reasons, err)
@@ -225,7 +226,7 @@ func TestAuthServerClusterRoleMissing(t *testing.T) {
 
 	installServerRoles(t)
 	// No poke: the waiting reconcile looks again by itself.
-	eventuallyFor(t, 3*controllers.ClusterRoleRecheck, "Ready again once the ClusterRole exists", func() error {
+	testenv.EventuallyFor(t, 3*controllers.ClusterRoleRecheck, "Ready again once the ClusterRole exists", func() error {
 		as := getAuthServer(t, key)
 		if !meta.IsStatusConditionTrue(as.Status.Conditions, authv1alpha1.ConditionPermissionsGranted) {
 			return fmt.Errorf("PermissionsGranted %+v", meta.FindStatusCondition(as.Status.Conditions, authv1alpha1.ConditionPermissionsGranted))

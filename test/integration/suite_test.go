@@ -4,28 +4,21 @@ package integration
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/util/retry"
 	clocktesting "k8s.io/utils/clock/testing"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -39,7 +32,6 @@ import (
 	"github.com/authframework/authframework/controllers"
 	"github.com/authframework/authframework/internal/certs"
 	"github.com/authframework/authframework/test/testenv"
-	"github.com/authframework/authframework/webhook/admission"
 )
 
 var (
@@ -52,14 +44,12 @@ var (
 	ctrls     *controllers.Controllers
 	// certClock decides webhook certificate renewals. It starts at the real
 	// time because the API server checks certificates against its own clock.
-	certClock    = clocktesting.NewFakeClock(time.Now())
-	certProvider = &certs.Provider{}
+	certClock = clocktesting.NewFakeClock(time.Now())
 	// colorEndpoints stands in for the AuthServer's Services: tests map each
 	// color to a real auth server process on loopback.
-	colorEndpoints = &endpointMap{urls: map[string]string{}}
-	// kubeconfig is a kubeconfig file with system:masters rights on the test
-	// apiserver, for the kubectl tests.
-	kubeconfig string
+	colorEndpoints = &testenv.ColorEndpoints{}
+	// kubectl runs kubectl with system:masters rights on the test apiserver.
+	kubectl testenv.KubectlCmd
 )
 
 func TestMain(m *testing.M) {
@@ -121,7 +111,8 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	kubeconfig = filepath.Join(dir, "kubeconfig")
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	kubectl = testenv.KubectlCmd{Kubeconfig: kubeconfig}
 	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
 		fmt.Fprintf(os.Stderr, "writing kubeconfig: %v\n", err)
 		return 1
@@ -160,50 +151,29 @@ func runSuite(m *testing.M) int {
 // operator's own namespace is in a cluster.
 const trustedNamespace = "authframework-trusted"
 
-// startManager runs the controllers the way main does, on the fake clock.
+// startManager runs the operator's manager, built as main builds it, on the
+// fake clock, with its webhooks on envtest's serving address.
 func startManager(ctx context.Context) (<-chan struct{}, error) {
 	wh := &testEnv.WebhookInstallOptions
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	var stopped <-chan struct{}
+	var err error
+	ctrls, stopped, err = testenv.StartManager(ctx, cfg, controllers.ManagerOptions{
 		Scheme: scheme,
+		Controllers: controllers.Options{Clock: fakeClock, MaxConcurrentReconciles: 4, Endpoints: colorEndpoints,
+			ServerRBAC: controllers.ServerRBAC{ReadClusterRole: "authframework-server", RevocationsClusterRole: "authframework-server-revocations",
+				ClusterScopeNamespaces: []string{trustedNamespace}}},
 		// The webhook server serves the certificate the operator manages
 		// itself, not the one envtest generated.
-		WebhookServer: webhook.NewServer(webhook.Options{Host: wh.LocalServingHost, Port: wh.LocalServingPort,
-			TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.GetCertificate = certProvider.GetCertificate }}}),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Cache:                  controllers.CacheOptions(),
-		Controller:             controllerConfig(),
+		Webhooks: &controllers.WebhookOptions{Host: wh.LocalServingHost, Port: wh.LocalServingPort, CertMode: controllers.WebhookCertSelf,
+			Certs: controllers.WebhookCertOptions{
+				Secret:           types.NamespacedName{Namespace: "default", Name: "authframework-webhook-certs"},
+				Hosts:            certs.Hosts{DNSNames: []string{"localhost"}, IPs: []net.IP{net.ParseIP(wh.LocalServingHost)}},
+				ValidatingConfig: "validating-webhook-configuration",
+				MutatingConfig:   "mutating-webhook-configuration",
+				Clock:            certClock,
+			}},
 	})
-	if err != nil {
-		return nil, err
-	}
-	ctrls, err = controllers.Setup(ctx, mgr, controllers.Options{Clock: fakeClock, MaxConcurrentReconciles: 4, Endpoints: colorEndpoints,
-		ServerRBAC: controllers.ServerRBAC{ReadClusterRole: "authframework-server", RevocationsClusterRole: "authframework-server-revocations",
-			ClusterScopeNamespaces: []string{trustedNamespace}}})
-	if err != nil {
-		return nil, err
-	}
-	if err := admission.Setup(mgr); err != nil {
-		return nil, err
-	}
-	if err := controllers.SetupWebhookCerts(mgr, controllers.WebhookCertOptions{
-		Secret:           types.NamespacedName{Namespace: "default", Name: "authframework-webhook-certs"},
-		Hosts:            certs.Hosts{DNSNames: []string{"localhost"}, IPs: []net.IP{net.ParseIP(wh.LocalServingHost)}},
-		ValidatingConfig: "validating-webhook-configuration",
-		MutatingConfig:   "mutating-webhook-configuration",
-		Clock:            certClock,
-		Provider:         certProvider,
-	}); err != nil {
-		return nil, err
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := mgr.Start(ctx); err != nil {
-			fmt.Fprintf(os.Stderr, "manager stopped: %v\n", err)
-		}
-	}()
-	return done, nil
+	return stopped, err
 }
 
 // newNamespace creates a namespace of its own for one test and deletes it
@@ -220,22 +190,6 @@ func newNamespace(t *testing.T) string {
 
 func keyOf(name string) client.ObjectKey { return client.ObjectKey{Name: name} }
 
-// update reads obj fresh, applies mutate and writes it, retrying when a
-// controller's status write got there first.
-func update(t *testing.T, obj client.Object, mutate func()) {
-	t.Helper()
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
-			return err
-		}
-		mutate()
-		return k8sClient.Update(context.Background(), obj)
-	})
-	if err != nil {
-		t.Fatalf("updating %s: %v", obj.GetName(), err)
-	}
-}
-
 // decodeTyped turns YAML into a typed object of the suite's scheme.
 func decodeTyped(b []byte) (client.Object, error) {
 	obj, _, err := serializer.NewCodecFactory(scheme).UniversalDeserializer().Decode(b, nil, nil)
@@ -243,36 +197,6 @@ func decodeTyped(b []byte) (client.Object, error) {
 		return nil, err
 	}
 	return obj.(client.Object), nil
-}
-
-func controllerConfig() config.Controller {
-	return config.Controller{SkipNameValidation: ptr.To(true)}
-}
-
-// endpointMap resolves an AuthServer color to a URL a test registered.
-type endpointMap struct {
-	mu   sync.Mutex
-	urls map[string]string
-}
-
-func (m *endpointMap) set(as types.NamespacedName, color authv1alpha1.Color, url string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.urls[as.String()+"/"+string(color)] = url
-}
-
-// URL implements controllers.Endpoints.
-func (m *endpointMap) URL(as *authv1alpha1.AuthServer, active bool) string {
-	c := as.Status.ActiveColor
-	if !active {
-		c = c.Other()
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if u, ok := m.urls[client.ObjectKeyFromObject(as).String()+"/"+string(c)]; ok {
-		return u
-	}
-	return "http://127.0.0.1:1" // nothing listens: checks fail
 }
 
 // waitForWebhooks waits until the API server reaches the webhooks: the

@@ -16,43 +16,13 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
 	"github.com/authframework/authframework/controllers"
 	"github.com/authframework/authframework/internal/keys"
+	"github.com/authframework/authframework/test/testenv"
 )
-
-// eventually polls check until it passes or 30 seconds pass.
-func eventually(t *testing.T, what string, check func() error) {
-	t.Helper()
-	eventuallyFor(t, 30*time.Second, what, check)
-}
-
-// eventuallyFor polls check every 100ms until it passes or d passes.
-func eventuallyFor(t *testing.T, d time.Duration, what string, check func() error) {
-	t.Helper()
-	var last error
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, d, true, func(context.Context) (bool, error) {
-		last = check()
-		return last == nil, nil
-	})
-	if err != nil {
-		t.Fatalf("%s: %v", what, last)
-	}
-}
-
-// poke makes the controller look again after the fake clock moved; a real
-// clock would have requeued it at the transition time.
-func poke(t *testing.T, key types.NamespacedName) {
-	t.Helper()
-	patch := fmt.Sprintf(`{"metadata":{"annotations":{"test.authframework.dev/poke":"%d"}}}`, time.Now().UnixNano())
-	obj := &authv1alpha1.TokenPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
-	if err := k8sClient.Patch(context.Background(), obj, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
-		t.Fatal(err)
-	}
-}
 
 func getPolicy(t *testing.T, key types.NamespacedName) *authv1alpha1.TokenPolicy {
 	t.Helper()
@@ -104,7 +74,7 @@ func keyStates(p *authv1alpha1.TokenPolicy) map[string]authv1alpha1.KeyState {
 func waitFor(t *testing.T, key types.NamespacedName, what string, cond func(p *authv1alpha1.TokenPolicy) error) *authv1alpha1.TokenPolicy {
 	t.Helper()
 	var p *authv1alpha1.TokenPolicy
-	eventually(t, what, func() error {
+	testenv.Eventually(t, what, func() error {
 		p = getPolicy(t, key)
 		return cond(p)
 	})
@@ -159,7 +129,7 @@ func TestTokenPolicyKeysRotate(t *testing.T) {
 	// time it activates and the first retires.
 	rotationAt := p.Status.NextRotationTime.Time
 	fakeClock.SetTime(rotationAt.Add(-time.Hour))
-	poke(t, key)
+	testenv.Poke(t, k8sClient, &authv1alpha1.TokenPolicy{}, key)
 	p = waitFor(t, key, "next key published", func(p *authv1alpha1.TokenPolicy) error {
 		if len(p.Status.Keys) != 2 {
 			return fmt.Errorf("keys %v", keyStates(p))
@@ -170,7 +140,7 @@ func TestTokenPolicyKeysRotate(t *testing.T) {
 	if p.Status.Keys[0].State != authv1alpha1.KeyPublished || p.Status.ActiveKeyID != first {
 		t.Errorf("after publish: %v, active %s", keyStates(p), p.Status.ActiveKeyID)
 	}
-	eventually(t, "Secret holds the published key", func() error {
+	testenv.Eventually(t, "Secret holds the published key", func() error {
 		if kids, err := secretKids(key); err != nil || len(kids) != 2 {
 			return fmt.Errorf("kids %v, %v", kids, err)
 		}
@@ -178,7 +148,7 @@ func TestTokenPolicyKeysRotate(t *testing.T) {
 	})
 
 	fakeClock.SetTime(rotationAt)
-	poke(t, key)
+	testenv.Poke(t, k8sClient, &authv1alpha1.TokenPolicy{}, key)
 	p = waitFor(t, key, "next key active", func(p *authv1alpha1.TokenPolicy) error {
 		if p.Status.ActiveKeyID != second {
 			return fmt.Errorf("keys %v", keyStates(p))
@@ -193,7 +163,7 @@ func TestTokenPolicyKeysRotate(t *testing.T) {
 	}
 
 	// 3. The rotate annotation publishes a new key now, active after the lead.
-	setAnnotation(t, key, authv1alpha1.AnnotationRotate, "r1")
+	testenv.Annotate(t, k8sClient, &authv1alpha1.TokenPolicy{}, key, authv1alpha1.AnnotationRotate, "r1")
 	p = waitFor(t, key, "rotation requested", func(p *authv1alpha1.TokenPolicy) error {
 		if p.Status.LastRotateRequest != "r1" {
 			return fmt.Errorf("lastRotateRequest %q", p.Status.LastRotateRequest)
@@ -205,7 +175,7 @@ func TestTokenPolicyKeysRotate(t *testing.T) {
 		t.Errorf("requested key %+v at %v", p.Status.Keys[0], fakeClock.Now())
 	}
 	fakeClock.Step(time.Hour)
-	poke(t, key)
+	testenv.Poke(t, k8sClient, &authv1alpha1.TokenPolicy{}, key)
 	waitFor(t, key, "requested key active", func(p *authv1alpha1.TokenPolicy) error {
 		if p.Status.ActiveKeyID != third {
 			return fmt.Errorf("keys %v", keyStates(p))
@@ -218,7 +188,7 @@ func TestTokenPolicyKeysRotate(t *testing.T) {
 	if err := k8sClient.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: key.Name + authv1alpha1.KeySecretSuffix}}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "Secret restored with the same keys", func() error {
+	testenv.Eventually(t, "Secret restored with the same keys", func() error {
 		kids, err := secretKids(key)
 		if err != nil || !slices.Equal(kids, before) {
 			return fmt.Errorf("kids %v (want %v), %v", kids, before, err)
@@ -227,7 +197,7 @@ func TestTokenPolicyKeysRotate(t *testing.T) {
 	})
 	// So does a damaged one.
 	damage(t, key)
-	eventually(t, "damaged Secret restored", func() error {
+	testenv.Eventually(t, "damaged Secret restored", func() error {
 		kids, err := secretKids(key)
 		if err != nil || !slices.Equal(kids, before) {
 			return fmt.Errorf("kids %v (want %v), %v", kids, before, err)
@@ -241,21 +211,21 @@ func TestTokenPolicyKeysRotate(t *testing.T) {
 	// 5. Revoking a retired key removes it from the set at once; revoking the
 	// active key activates a new one at once.
 	p = getPolicy(t, key)
-	update(t, p, func() { p.Spec.RevokedKeys = []string{second} })
+	testenv.Update(t, k8sClient, p, func() { p.Spec.RevokedKeys = []string{second} })
 	waitFor(t, key, "retired key revoked", func(p *authv1alpha1.TokenPolicy) error {
 		if keyStates(p)[second] != authv1alpha1.KeyRevoked {
 			return fmt.Errorf("keys %v", keyStates(p))
 		}
 		return nil
 	})
-	eventually(t, "revoked key gone from the Secret", func() error {
+	testenv.Eventually(t, "revoked key gone from the Secret", func() error {
 		kids, err := secretKids(key)
 		if err != nil || slices.Contains(kids, second) {
 			return fmt.Errorf("kids %v, %v", kids, err)
 		}
 		return nil
 	})
-	setAnnotation(t, key, authv1alpha1.AnnotationRevokeKey, third)
+	testenv.Annotate(t, k8sClient, &authv1alpha1.TokenPolicy{}, key, authv1alpha1.AnnotationRevokeKey, third)
 	p = waitFor(t, key, "active key revoked", func(p *authv1alpha1.TokenPolicy) error {
 		if keyStates(p)[third] != authv1alpha1.KeyRevoked || p.Status.ActiveKeyID == "" || p.Status.ActiveKeyID == third {
 			return fmt.Errorf("keys %v, active %s", keyStates(p), p.Status.ActiveKeyID)
@@ -264,7 +234,7 @@ func TestTokenPolicyKeysRotate(t *testing.T) {
 	})
 
 	// Every change was announced.
-	eventually(t, "events", func() error {
+	testenv.Eventually(t, "events", func() error {
 		reasons, err := eventReasons(ns, key.Name)
 		if err != nil {
 			return err
@@ -316,7 +286,7 @@ func TestTokenPolicyKeysLost(t *testing.T) {
 	if slices.Contains(publishedKids(p), old) {
 		t.Errorf("the lost key is still listed: %v", keyStates(p))
 	}
-	eventually(t, "KeysLost warning", func() error {
+	testenv.Eventually(t, "KeysLost warning", func() error {
 		reasons, err := eventReasons(ns, key.Name)
 		if err != nil || !reasons[authv1alpha1.ReasonKeysLost] {
 			return fmt.Errorf("events %v, %v", reasons, err)
@@ -379,7 +349,7 @@ func TestTokenPolicyMetrics(t *testing.T) {
 	if err := k8sClient.Delete(ctx, policy); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "policy gone", func() error {
+	testenv.Eventually(t, "policy gone", func() error {
 		err := k8sClient.Get(ctx, key, &authv1alpha1.TokenPolicy{})
 		if !apierrors.IsNotFound(err) {
 			return fmt.Errorf("still there: %v", err)
@@ -388,15 +358,6 @@ func TestTokenPolicyMetrics(t *testing.T) {
 	})
 	if age, next := series(); age != 0 || next != 0 {
 		t.Errorf("deleted policy still has series: age %d, next %d", age, next)
-	}
-}
-
-func setAnnotation(t *testing.T, key types.NamespacedName, name, value string) {
-	t.Helper()
-	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, name, value)
-	obj := &authv1alpha1.TokenPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
-	if err := k8sClient.Patch(context.Background(), obj, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
-		t.Fatal(err)
 	}
 }
 
