@@ -76,6 +76,8 @@ func TestNormalizePath(t *testing.T) {
 		{"/api/orders/%2e%2e;/admin", "", true},
 		{"/api/orders/42;v=1", "/api/orders/42;v=1", false},
 		{"/api/orders/a..;b", "/api/orders/a..;b", false},
+		{"/\x90\x90%3B", "/\x90\x90%3B", false}, // invalid UTF-8 before a path parameter (found by FuzzNormalizePath)
+		{"/..%3b", "", true},
 		{"/api/users/../admin", "/api/admin", false},
 		{"/api/users/%2e%2e/admin", "/api/admin", false},
 		{"/api/users/%2E%2E/admin", "/api/admin", false},

@@ -132,12 +132,14 @@ func NormalizePath(raw string) (string, error) {
 // would not.
 func hasParameterDotSegment(p string) bool {
 	for _, seg := range strings.Split(p, "/") {
+		// The first `;` or `%3B` (either case) ends the segment's name. Bytes,
+		// not runes: the path may hold invalid UTF-8.
 		base := seg
-		if i := strings.Index(strings.ToUpper(base), "%3B"); i >= 0 {
-			base = base[:i]
-		}
-		if i := strings.IndexByte(base, ';'); i >= 0 {
-			base = base[:i]
+		for i := 0; i < len(seg); i++ {
+			if seg[i] == ';' || seg[i] == '%' && i+2 < len(seg) && seg[i+1] == '3' && (seg[i+2] == 'B' || seg[i+2] == 'b') {
+				base = seg[:i]
+				break
+			}
 		}
 		if base != seg && (base == "." || base == "..") {
 			return true
