@@ -64,6 +64,11 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Controllers, e
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
+	// The field indexes, once, before any controller or webhook that reads
+	// them is set up (the admission webhooks use IndexClientID too).
+	if err := IndexServiceAccounts(ctx, mgr); err != nil {
+		return nil, fmt.Errorf("indexing ServiceAccounts: %w", err)
+	}
 	metrics := NewPolicyMetrics(mgr.GetCache(), opts.Clock)
 	if opts.Registry == nil {
 		opts.Registry = ctrlmetrics.Registry
@@ -81,9 +86,6 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Controllers, e
 	}
 	if err := tp.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the TokenPolicy controller: %w", err)
-	}
-	if err := IndexServiceAccounts(ctx, mgr); err != nil {
-		return nil, fmt.Errorf("indexing ServiceAccounts: %w", err)
 	}
 	sa := &ServiceAccountReconciler{
 		Client:                  mgr.GetClient(),
