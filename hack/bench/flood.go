@@ -24,6 +24,8 @@ import (
 
 	"github.com/authframework/authframework/webhook/auth"
 	"github.com/authframework/authframework/webhook/auth/authtest"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // floodConf is nginx in front of the auth server the way ingress-nginx
@@ -289,17 +291,18 @@ func forge(tok string) string {
 }
 
 func waitUp(url string) error {
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 5*time.Second, true, func(context.Context) (bool, error) {
+		resp, err := http.Get(url)
+		if err != nil {
+			return false, nil
 		}
-		time.Sleep(50 * time.Millisecond)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	if err != nil {
+		return fmt.Errorf("nginx did not answer %s", url)
 	}
-	return fmt.Errorf("nginx did not answer %s", url)
+	return nil
 }
 
 func freePorts(n int) ([]int, error) {

@@ -1089,6 +1089,10 @@ type process struct {
 	done     chan struct{}
 }
 
+// kubeletRestartDelay is the delay before a crashed process is restarted,
+// as the kubelet's back-off would.
+const kubeletRestartDelay = time.Second
+
 func startProcess(t *testing.T, name, logPath string, restart bool, bin string, args ...string) *process {
 	t.Helper()
 	logFile, err := os.Create(logPath)
@@ -1122,7 +1126,9 @@ func startProcess(t *testing.T, name, logPath string, restart bool, bin string, 
 			}
 			p.mu.Unlock()
 			fmt.Fprintf(logFile, "==> the %s exited (%v); restarting in 1s\n", name, err)
-			time.Sleep(time.Second) // the kubelet's restart delay
+			// Not a wait for a condition: the kubelet's back-off before a
+			// restart, which lets the standby manager take the lease first.
+			<-time.After(kubeletRestartDelay)
 			<-p.held()
 			p.mu.Lock()
 			if p.stopping {
