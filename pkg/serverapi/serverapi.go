@@ -30,6 +30,23 @@ const (
 	PathReadyz = "/readyz"
 	// PathMetrics is the Prometheus exposition.
 	PathMetrics = "/metrics"
+	// PathTokenReview is the Kubernetes webhook token authenticator
+	// (authentication.k8s.io/v1 TokenReview), POST only. It is served only on
+	// the mutual-TLS listener of FlagTokenReviewListen, never on FlagListen.
+	PathTokenReview = "/tokenreview"
+)
+
+// OAuth2 token exchange (RFC 8693) identifiers.
+const (
+	// GrantTypeTokenExchange is the grant_type of a token exchange (RFC 8693 §2.1).
+	GrantTypeTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+	// TokenTypeJWT is the subject_token_type of a Kubernetes service-account
+	// token (RFC 8693 §3).
+	TokenTypeJWT = "urn:ietf:params:oauth:token-type:jwt"
+	// TokenTypeAccessToken is the issued_token_type of what the exchange
+	// returns: an ordinary access token of the mapped ServiceAccount
+	// (RFC 8693 §2.2.1, §3).
+	TokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
 )
 
 // IssuerPath is the path under which a TokenPolicy's discovery document and
@@ -67,6 +84,16 @@ const (
 	MetricValidationCache = "authframework_validation_cache_total"
 	// MetricTokensIssued counts issued tokens by `namespace` and `policy`.
 	MetricTokensIssued = "authframework_tokens_issued_total"
+	// MetricTokenExchangeReviews counts the TokenReviews token exchange asks
+	// of the Kubernetes API, by `result` (authenticated, unauthenticated,
+	// error) and the lookups it answered from its cache (cached_*).
+	MetricTokenExchangeReviews = "authframework_token_exchange_reviews_total"
+	// MetricTokenExchangeBreaker is the state of the circuit breaker in front
+	// of the Kubernetes API's TokenReview: 0 closed, 1 half-open, 2 open.
+	MetricTokenExchangeBreaker = "authframework_token_exchange_breaker_state"
+	// MetricTokenReviewWebhook counts /tokenreview answers by `result`
+	// (authenticated, unauthenticated, malformed).
+	MetricTokenReviewWebhook = "authframework_tokenreview_webhook_total"
 
 	// LabelEndpoint and LabelCode are MetricRequests' labels.
 	LabelEndpoint = "endpoint"
@@ -89,6 +116,40 @@ const (
 	FlagHeaderClientID      = "header-client-id"
 	FlagHeaderRoles         = "header-roles"
 	FlagHeaderTokenID       = "header-token-id"
+
+	// FlagTokenExchangeAudience enables token exchange of Kubernetes
+	// service-account tokens: the audience those tokens must carry (never
+	// the API server's own). Empty: token exchange is off.
+	FlagTokenExchangeAudience = "token-exchange-audience"
+	// FlagTokenExchangeCacheTTL bounds how long a TokenReview result is
+	// reused (never past the subject token's exp).
+	FlagTokenExchangeCacheTTL = "token-exchange-cache-ttl"
+	// FlagTokenExchangeQPS and FlagTokenExchangeBurst bound the TokenReviews
+	// sent to the API server; FlagTokenExchangeConcurrency those in flight.
+	FlagTokenExchangeQPS         = "token-exchange-qps"
+	FlagTokenExchangeBurst       = "token-exchange-burst"
+	FlagTokenExchangeConcurrency = "token-exchange-concurrency"
+	// FlagTokenExchangeTimeout bounds one TokenReview call.
+	FlagTokenExchangeTimeout = "token-exchange-timeout"
+	// FlagTokenExchangeBreakerFailures consecutive failed TokenReviews open
+	// the circuit breaker for FlagTokenExchangeBreakerOpenFor.
+	FlagTokenExchangeBreakerFailures = "token-exchange-breaker-failures"
+	FlagTokenExchangeBreakerOpenFor  = "token-exchange-breaker-open-for"
+
+	// FlagTokenReviewListen is the address of the mutual-TLS listener that
+	// serves PathTokenReview to kube-apiserver. Empty: not served.
+	FlagTokenReviewListen = "tokenreview-listen"
+	// FlagTokenReviewTLSCertFile and FlagTokenReviewTLSKeyFile are that
+	// listener's serving certificate (PEM).
+	FlagTokenReviewTLSCertFile = "tokenreview-tls-cert-file"
+	FlagTokenReviewTLSKeyFile  = "tokenreview-tls-key-file"
+	// FlagTokenReviewClientCAFile is the CA bundle (PEM) that signed the
+	// client certificate kube-apiserver presents; nothing else may call.
+	FlagTokenReviewClientCAFile = "tokenreview-client-ca-file"
+	// FlagTokenReviewUsernamePrefix and FlagTokenReviewGroupsPrefix prefix
+	// the user names and groups /tokenreview answers with.
+	FlagTokenReviewUsernamePrefix = "tokenreview-username-prefix"
+	FlagTokenReviewGroupsPrefix   = "tokenreview-groups-prefix"
 )
 
 // Flag renders `--name=value`.
