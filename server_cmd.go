@@ -34,6 +34,7 @@ type serverOptions struct {
 	headers             auth.IdentityHeaders
 	trustedProxies      []netip.Prefix
 	throttles           auth.Throttles
+	exchange            auth.TokenExchange
 	log                 logOptions
 }
 
@@ -56,6 +57,15 @@ func (o *serverOptions) bind(fs *flag.FlagSet) {
 	fs.Var(&o.throttles.FailedAuthPerClientSource, "failed-auth-per-client-source", "Failed client authentications for one client id from one source address (N/duration), known and unknown ids alike.")
 	fs.Var(&o.throttles.FailedTokensPerSource, "failed-tokens-per-source", "Tokens /validate may refuse after checking them for one source address (N/duration) before it stops checking that source's new tokens.")
 	fs.IntVar(&o.throttles.Entries, "throttle-entries", auth.DefaultThrottles.Entries, "Entries in each table of per-source counters and in the cache of refused token hashes (least recently used dropped).")
+	o.exchange = auth.DefaultTokenExchange
+	fs.StringVar(&o.exchange.Audience, serverapi.FlagTokenExchangeAudience, "", "Audience Kubernetes service-account tokens must carry to be exchanged for access tokens (RFC 8693, verified with TokenReview; needs create on tokenreviews). Never the API server's own audience. Empty: token exchange is off.")
+	fs.DurationVar(&o.exchange.CacheTTL, serverapi.FlagTokenExchangeCacheTTL, o.exchange.CacheTTL, "How long a TokenReview result is reused (never past the subject token's exp): how late a deleted pod's token may still be exchanged.")
+	fs.Float64Var(&o.exchange.QPS, serverapi.FlagTokenExchangeQPS, o.exchange.QPS, "TokenReviews per second sent to the API server at most.")
+	fs.IntVar(&o.exchange.Burst, serverapi.FlagTokenExchangeBurst, o.exchange.Burst, "TokenReviews sent at once at most, above the rate.")
+	fs.IntVar(&o.exchange.Concurrency, serverapi.FlagTokenExchangeConcurrency, o.exchange.Concurrency, "TokenReviews in flight at most.")
+	fs.DurationVar(&o.exchange.Timeout, serverapi.FlagTokenExchangeTimeout, o.exchange.Timeout, "Timeout of one TokenReview.")
+	fs.IntVar(&o.exchange.Breaker.Failures, serverapi.FlagTokenExchangeBreakerFailures, o.exchange.Breaker.Failures, "Consecutive failed TokenReviews that open the circuit breaker; while open, exchanges are answered 503 with Retry-After at once.")
+	fs.DurationVar(&o.exchange.Breaker.OpenFor, serverapi.FlagTokenExchangeBreakerOpenFor, o.exchange.Breaker.OpenFor, "How long the open circuit breaker refuses exchanges before one probe TokenReview.")
 	d := auth.DefaultIdentityHeaders
 	fs.StringVar(&o.headers.UserID, serverapi.FlagHeaderUserID, d.UserID, "Response header carrying the token's subject.")
 	fs.StringVar(&o.headers.Permissions, serverapi.FlagHeaderPermissions, d.Permissions, "Response header carrying the granted permissions.")
@@ -97,6 +107,7 @@ func startAuthServer(ctx context.Context, cfg *rest.Config, opts serverOptions, 
 		Server: auth.Options{
 			Clock: clock.RealClock{}, Log: log, Audit: log.WithName("audit"), Headers: opts.headers,
 			CacheSize: opts.cacheSize, Registry: reg, TrustedProxies: opts.trustedProxies, Throttles: opts.throttles,
+			TokenExchange: opts.exchange,
 		},
 	})
 	if err != nil {

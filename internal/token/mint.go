@@ -19,6 +19,9 @@ type Subject struct {
 	UID   string
 	Roles []string
 	Extra map[string]string
+	// Actor, for a token issued by token exchange, is the Kubernetes
+	// identity that asked for it (the `act` claim).
+	Actor *Actor
 }
 
 // Mint is the one way a token is made, used by the token endpoint, the
@@ -37,6 +40,6 @@ func Mint(issuer string, ttl time.Duration, key keys.Key, clk clock.PassiveClock
 	}
 	return is.Issue(Request{
 		Subject: s.ClientID, ClientID: s.ClientID, Audience: audience, ID: hex.EncodeToString(jti),
-		Permissions: permissions, Roles: s.Roles, Namespace: s.Namespace, AccountUID: s.UID, Extra: s.Extra,
+		Permissions: permissions, Roles: s.Roles, Namespace: s.Namespace, AccountUID: s.UID, Extra: s.Extra, Actor: s.Actor,
 	})
 }

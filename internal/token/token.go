@@ -58,9 +58,35 @@ type Claims struct {
 	// account deleted and created again under the same name has a new UID
 	// and does not inherit the old one's tokens.
 	AccountUID string `json:"account_uid"`
+	// Actor is set on tokens issued by token exchange: the Kubernetes
+	// identity that presented the subject token (RFC 8693 §4.1 `act`).
+	Actor *Actor `json:"act,omitempty"`
 
 	// Permissions are the fields of Scope; not serialized.
 	Permissions []string `json:"-"`
+}
+
+// Actor is the RFC 8693 §4.1 `act` claim of a token issued by token
+// exchange. Sub is the Kubernetes user name of the service account,
+// "system:serviceaccount:<namespace>:<name>"; Kubernetes gives the
+// service account and, for a pod-bound subject token, the pod, in the shape
+// of the `kubernetes.io` claim of Kubernetes' own service-account tokens.
+type Actor struct {
+	Subject    string          `json:"sub"`
+	Kubernetes KubernetesActor `json:"kubernetes.io"`
+}
+
+// KubernetesActor names the Kubernetes objects behind an Actor.
+type KubernetesActor struct {
+	Namespace      string     `json:"namespace"`
+	ServiceAccount ObjectRef  `json:"serviceaccount"`
+	Pod            *ObjectRef `json:"pod,omitempty"`
+}
+
+// ObjectRef is a Kubernetes object by name and metadata.uid.
+type ObjectRef struct {
+	Name string `json:"name"`
+	UID  string `json:"uid,omitempty"`
 }
 
 // Request is what the caller decides about a token: who it is for and what it
@@ -78,6 +104,8 @@ type Request struct {
 	Extra map[string]string
 	// ID is the jti; unique per token.
 	ID string
+	// Actor, for token exchange, is the `act` claim.
+	Actor *Actor
 }
 
 // Issuer signs access tokens with one key.
@@ -152,6 +180,7 @@ func (is *Issuer) Issue(r Request) (string, Claims, error) {
 		Roles:       r.Roles,
 		Namespace:   r.Namespace,
 		AccountUID:  r.AccountUID,
+		Actor:       r.Actor,
 	}
 	b := jwt.Signed(is.signer).Claims(c)
 	if len(r.Extra) > 0 {
@@ -486,7 +515,7 @@ func EncodedSize(issuer string, ttl time.Duration, alg jose.SignatureAlgorithm, 
 		Issuer: issuer, Subject: r.Subject, Audience: jwt.Audience{r.Audience},
 		IssuedAt: jwt.NewNumericDate(at), NotBefore: jwt.NewNumericDate(at), Expiry: jwt.NewNumericDate(at.Add(min(ttl, time.Hour*24*365))),
 		ID: r.ID, ClientID: r.ClientID, Scope: strings.Join(r.Permissions, " "), Roles: r.Roles,
-		Namespace: r.Namespace, AccountUID: r.AccountUID,
+		Namespace: r.Namespace, AccountUID: r.AccountUID, Actor: r.Actor,
 	}
 	// go-jose merges claim sets through a map; so do we, for the same bytes.
 	b, err := json.Marshal(c)

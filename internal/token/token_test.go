@@ -125,6 +125,8 @@ func TestIssueAndVerifyEveryAlgorithm(t *testing.T) {
 				Subject: "team/billing", ClientID: "team.billing", Audience: "orders-api", ID: "j1",
 				Permissions: []string{"orders:read", "orders:items:read"}, Roles: []string{"orders-reader"},
 				Namespace: "team", AccountUID: "6f1c2d9e-2b1a-4c55-9a63-3f1c0c1e9b10", Extra: map[string]string{"tenant": "acme"},
+				Actor: &Actor{Subject: "system:serviceaccount:team:billing", Kubernetes: KubernetesActor{
+					Namespace: "team", ServiceAccount: ObjectRef{Name: "billing", UID: "sa-uid"}, Pod: &ObjectRef{Name: "billing-0", UID: "pod-uid"}}},
 			}
 			raw, issued, err := is.Issue(req)
 			if err != nil {
@@ -142,7 +144,8 @@ func TestIssueAndVerifyEveryAlgorithm(t *testing.T) {
 			}
 			if got.Subject != "team/billing" || got.ClientID != "team.billing" || got.ID != "j1" || got.Namespace != "team" ||
 				got.Scope != "orders:read orders:items:read" || len(got.Permissions) != 2 || got.Roles[0] != "orders-reader" ||
-				got.AccountUID != req.AccountUID {
+				got.AccountUID != req.AccountUID || got.Actor == nil || got.Actor.Subject != req.Actor.Subject ||
+				got.Actor.Kubernetes.Pod == nil || *got.Actor.Kubernetes.Pod != *req.Actor.Kubernetes.Pod {
 				t.Errorf("claims did not round-trip: %+v", got)
 			}
 			if !got.Expiry.Time().Equal(issued.Expiry.Time()) || got.Expiry.Time().Sub(got.IssuedAt.Time()) != 15*time.Minute {

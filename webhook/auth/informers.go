@@ -176,6 +176,13 @@ func (f *Feed) setAccount(o any) {
 	if sa.Spec.RevokeTokensIssuedBefore != nil {
 		a.RevokeTokensIssuedBefore = sa.Spec.RevokeTokensIssuedBefore.Time
 	}
+	for _, k := range sa.Spec.KubernetesServiceAccounts {
+		ns := k.Namespace
+		if ns == "" {
+			ns = sa.Namespace
+		}
+		a.KubernetesServiceAccounts = append(a.KubernetesServiceAccounts, types.NamespacedName{Namespace: ns, Name: k.Name})
+	}
 	f.store.SetAccount(a)
 }
 

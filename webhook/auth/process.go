@@ -2,8 +2,11 @@ package auth
 
 import (
 	"context"
+	"encoding/json"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -30,6 +33,26 @@ type Process struct {
 	FeedDone <-chan error
 }
 
+// apiServerIssuer is the service-account issuer of the cluster's API
+// server, from its discovery document, or "" when it cannot be read (the
+// server's ServiceAccount may not be allowed to; the well-known audiences
+// are still refused).
+func apiServerIssuer(ctx context.Context, cs kubernetes.Interface) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	b, err := cs.Discovery().RESTClient().Get().AbsPath("/.well-known/openid-configuration").DoRaw(ctx)
+	if err != nil {
+		return ""
+	}
+	var doc struct {
+		Issuer string `json:"issuer"`
+	}
+	if json.Unmarshal(b, &doc) != nil {
+		return ""
+	}
+	return doc.Issuer
+}
+
 // Start builds the store, its informer feed, the revocation storage and the
 // handler, and runs the feed and the revocation batcher until ctx ends.
 // Serving the handler is the caller's: a listener in the binary, an
@@ -46,6 +69,18 @@ func Start(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, o Proc
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return nil, err
+	}
+	if ex := &o.Server.TokenExchange; ex.Audience != "" {
+		cs, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if err := CheckExchangeAudience(ex.Audience, apiServerIssuer(ctx, cs)); err != nil {
+			return nil, err
+		}
+		if ex.Reviewer == nil {
+			ex.Reviewer = ClientTokenReviewer{Client: cs.AuthenticationV1().TokenReviews()}
+		}
 	}
 	revocations := &ConfigMapRevocations{Client: c, Namespace: o.RevocationNamespace, Clock: o.Server.Clock}
 	o.Server.Revocations = revocations

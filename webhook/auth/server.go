@@ -41,6 +41,9 @@ type Options struct {
 	// Throttles bound what failing callers may cost; zero fields take
 	// DefaultThrottles.
 	Throttles Throttles
+	// TokenExchange enables and bounds token exchange of Kubernetes
+	// service-account tokens; off while its Audience is empty.
+	TokenExchange TokenExchange
 }
 
 // IdentityHeaders name the headers of a successful /validate.
@@ -71,6 +74,9 @@ type Server struct {
 	auth    *authThrottle
 	guard   *tokenGuard
 	metrics *serverMetrics
+	// reviews verifies token exchange subject tokens; nil when token
+	// exchange is off.
+	reviews *kubeReviews
 	// extAuthz serves PathExtAuthz and everything under it, before the mux
 	// can clean (and redirect) the original path it carries.
 	extAuthz http.HandlerFunc
@@ -94,6 +100,12 @@ func NewServer(store *Store, opts Options) *Server {
 	s := &Server{store: store, opts: opts, mux: http.NewServeMux(), cache: newResultCache(opts.CacheSize),
 		limits: newClientRates(opts.Throttles.Entries), auth: newAuthThrottle(opts.Throttles), guard: newTokenGuard(opts.Throttles),
 		metrics: newServerMetrics(opts.Registry)}
+	if opts.TokenExchange.Audience != "" {
+		if opts.TokenExchange.Reviewer == nil {
+			panic("auth: TokenExchange.Audience set without a Reviewer")
+		}
+		s.reviews = newKubeReviews(opts.TokenExchange, opts.Clock, opts.Registry, opts.Log.WithName("token-exchange"), opts.Audit)
+	}
 	s.mux.HandleFunc("POST "+serverapi.PathToken, s.instrument("token", s.handleToken))
 	s.mux.HandleFunc(PathValidate, s.instrument(serverapi.EndpointValidate, s.validateHandler(shapeNginx)))
 	s.mux.HandleFunc(PathForwardAuth, s.instrument(serverapi.EndpointValidate, s.validateHandler(shapeTraefik)))

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,6 +65,9 @@ type Account struct {
 	Extra                    map[string]string
 	Verifier                 credentials.Verifier
 	HasVerifier              bool
+	// KubernetesServiceAccounts may exchange their tokens for this
+	// account's (spec.kubernetesServiceAccounts, namespaces defaulted).
+	KubernetesServiceAccounts []types.NamespacedName
 	// generation changes whenever anything above but the verifier changes;
 	// cached validation results made for another generation are misses.
 	generation uint64
@@ -94,6 +98,8 @@ type Store struct {
 	revoked   map[string]time.Time // jti -> when it would expire anyway
 	routes    map[types.NamespacedName][]authz.Route
 	audOwner  map[string]string // audience -> namespace of its first claimant
+	// listers are the accounts listing each Kubernetes service account.
+	listers map[types.NamespacedName][]types.NamespacedName
 	ready     atomic.Bool
 	// version counts changes to policies and their keys: what a signature
 	// check depends on.
@@ -117,6 +123,7 @@ func NewStore(clk clock.PassiveClock) *Store {
 		revoked:   map[string]time.Time{},
 		routes:    map[types.NamespacedName][]authz.Route{},
 		audOwner:  map[string]string{},
+		listers:   map[types.NamespacedName][]types.NamespacedName{},
 	}
 }
 
@@ -249,6 +256,14 @@ func (s *Store) SetAccount(a Account) {
 		a.generation = s.generations
 	}
 	s.accounts[a.Key] = &a
+	if had {
+		s.unlist(old)
+	}
+	for _, k := range a.KubernetesServiceAccounts {
+		if !slices.Contains(s.listers[k], a.Key) {
+			s.listers[k] = append(s.listers[k], a.Key)
+		}
+	}
 	if had && old.ClientID != a.ClientID {
 		s.claimants[old.ClientID] = slices.DeleteFunc(s.claimants[old.ClientID], func(k types.NamespacedName) bool { return k == a.Key })
 	}
@@ -268,9 +283,44 @@ func (s *Store) DeleteAccount(key types.NamespacedName) {
 	old, had := s.accounts[key]
 	delete(s.accounts, key)
 	if had {
+		s.unlist(old)
 		s.claimants[old.ClientID] = slices.DeleteFunc(s.claimants[old.ClientID], func(k types.NamespacedName) bool { return k == key })
 		s.electClient(old.ClientID)
 	}
+}
+
+// unlist removes a from the listers of the Kubernetes service accounts it
+// lists.
+func (s *Store) unlist(a *Account) {
+	for _, k := range a.KubernetesServiceAccounts {
+		if l := slices.DeleteFunc(s.listers[k], func(x types.NamespacedName) bool { return x == a.Key }); len(l) > 0 {
+			s.listers[k] = l
+		} else {
+			delete(s.listers, k)
+		}
+	}
+}
+
+// Listing is an account that lists a Kubernetes service account, with its
+// policy (nil while the TokenPolicy is unknown).
+type Listing struct {
+	Account *Account
+	Policy  *Policy
+}
+
+// Listers returns every account whose spec.kubernetesServiceAccounts names
+// the Kubernetes service account k, ordered by namespace/name.
+func (s *Store) Listers(k types.NamespacedName) []Listing {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	keys := slices.Clone(s.listers[k])
+	slices.SortFunc(keys, func(a, b types.NamespacedName) int { return strings.Compare(a.String(), b.String()) })
+	out := make([]Listing, 0, len(keys))
+	for _, key := range keys {
+		a := s.accounts[key]
+		out = append(out, Listing{Account: a, Policy: s.policies[types.NamespacedName{Namespace: key.Namespace, Name: a.Policy}]})
+	}
+	return out
 }
 
 // electClient gives a client id to the oldest account claiming it (ties

@@ -14,6 +14,7 @@ import (
 	"github.com/authframework/authframework/internal/authz"
 	"github.com/authframework/authframework/internal/credentials"
 	"github.com/authframework/authframework/internal/token"
+	"github.com/authframework/authframework/pkg/serverapi"
 )
 
 // tokenResponse is the RFC 6749 §5.1 response. No refresh token: the client
@@ -138,19 +139,30 @@ func (s *Server) parseForm(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// handleToken is the OAuth2 token endpoint for the client credentials grant.
+// handleToken is the OAuth2 token endpoint: the client credentials grant
+// (RFC 6749 §4.4) and, when enabled, token exchange of Kubernetes
+// service-account tokens (RFC 8693).
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	if !s.parseForm(w, r) {
 		return
 	}
-	if gt := r.PostForm.Get("grant_type"); gt != "client_credentials" {
-		if gt == "" {
-			s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_request", "grant_type is required")
-		} else {
-			s.writeOAuthError(w, r, http.StatusBadRequest, "unsupported_grant_type", "only client_credentials is supported")
-		}
-		return
+	switch gt := r.PostForm.Get("grant_type"); {
+	case gt == "client_credentials":
+		s.handleClientCredentials(w, r)
+	case gt == serverapi.GrantTypeTokenExchange && s.exchangeEnabled():
+		s.handleTokenExchange(w, r)
+	case gt == serverapi.GrantTypeTokenExchange:
+		s.writeOAuthError(w, r, http.StatusBadRequest, "unsupported_grant_type",
+			"token exchange is not enabled on this server (--"+serverapi.FlagTokenExchangeAudience+")")
+	case gt == "":
+		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_request", "grant_type is required")
+	default:
+		s.writeOAuthError(w, r, http.StatusBadRequest, "unsupported_grant_type", "the supported grant types are client_credentials and "+serverapi.GrantTypeTokenExchange)
 	}
+}
+
+// handleClientCredentials is the client credentials grant (RFC 6749 §4.4).
+func (s *Server) handleClientCredentials(w http.ResponseWriter, r *http.Request) {
 	a, p, ok := s.authenticateClient(w, r)
 	if !ok {
 		return
@@ -159,6 +171,15 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.writeOAuthError(w, r, http.StatusBadRequest, "unauthorized_client", "the client is disabled")
 		return
 	}
+	s.grantAndIssue(w, r, a, p, nil, "token_issued")
+}
+
+// grantAndIssue is what every grant ends with: the requested scope and
+// audience narrowed to what the account may have (authz.Grant), a token
+// minted, counted, audited (event, then auditKV) and returned. actor is the
+// `act` claim of an exchanged token, nil otherwise; an exchanged token's
+// response says its issued_token_type (RFC 8693 §2.2.1).
+func (s *Server) grantAndIssue(w http.ResponseWriter, r *http.Request, a *Account, p *Policy, actor *token.Actor, event string, auditKV ...any) {
 	if p.ActiveKey == "" {
 		w.Header().Set("Retry-After", "5")
 		s.writeOAuthError(w, r, http.StatusServiceUnavailable, "temporarily_unavailable", "the client's token policy has no active signing key yet")
@@ -176,7 +197,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.writeOAuthError(w, r, http.StatusBadRequest, "invalid_target", err.Error())
 		return
 	}
-	raw, claims, err := s.issue(a, p, audience, perms)
+	raw, claims, err := s.issue(a, p, audience, perms, actor)
 	if errors.Is(err, token.ErrTooLargeToIssue) {
 		// RFC 6749 §5.2: the requested (or default) scope cannot be granted as
 		// one token; the error says how large it would be and what to do.
@@ -189,18 +210,20 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.issued.WithLabelValues(a.Key.Namespace, p.Key.Name).Inc()
-	s.opts.Audit.Info("token issued", "event", "token_issued", "clientID", a.ClientID, "namespace", a.Key.Namespace,
-		"tokenID", claims.ID, "audience", audience, "expiresAt", claims.Expiry.Time().UTC().Format(time.RFC3339), "requestID", requestID(r))
+	s.opts.Audit.Info("token issued", append([]any{"event", event, "clientID", a.ClientID, "namespace", a.Key.Namespace,
+		"tokenID", claims.ID, "audience", audience, "expiresAt", claims.Expiry.Time().UTC().Format(time.RFC3339), "requestID", requestID(r)}, auditKV...)...)
+	resp := tokenResponse{AccessToken: raw, TokenType: "Bearer", ExpiresIn: int(p.TTL / time.Second), Scope: strings.Join(perms, " ")}
+	if actor != nil {
+		resp.IssuedTokenType = serverapi.TokenTypeAccessToken
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
-	writeJSON(w, http.StatusOK, tokenResponse{
-		AccessToken: raw, TokenType: "Bearer", ExpiresIn: int(p.TTL / time.Second), Scope: strings.Join(perms, " "),
-	})
+	writeJSON(w, http.StatusOK, resp)
 }
 
-func (s *Server) issue(a *Account, p *Policy, audience string, perms []string) (string, token.Claims, error) {
+func (s *Server) issue(a *Account, p *Policy, audience string, perms []string, actor *token.Actor) (string, token.Claims, error) {
 	return token.Mint(p.Issuer, p.TTL, p.Published[p.ActiveKey], s.opts.Clock, rand.Reader,
-		token.Subject{ClientID: a.ClientID, Namespace: a.Key.Namespace, UID: string(a.UID), Roles: a.Roles, Extra: a.Extra}, audience, perms)
+		token.Subject{ClientID: a.ClientID, Namespace: a.Key.Namespace, UID: string(a.UID), Roles: a.Roles, Extra: a.Extra, Actor: actor}, audience, perms)
 }
 
 func seconds(d time.Duration) string {
