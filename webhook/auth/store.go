@@ -100,7 +100,7 @@ type Store struct {
 	audOwner  map[string]string // audience -> namespace of its first claimant
 	// listers are the accounts listing each Kubernetes service account.
 	listers map[types.NamespacedName][]types.NamespacedName
-	ready     atomic.Bool
+	ready   atomic.Bool
 	// version counts changes to policies and their keys: what a signature
 	// check depends on.
 	version atomic.Uint64
