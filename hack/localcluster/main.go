@@ -27,6 +27,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/authframework/authframework/pkg/serverapi"
 	"github.com/authframework/authframework/test/testenv"
 )
 
@@ -148,6 +149,10 @@ func run(ctx context.Context, o options) error {
 		// clients on other loopback addresses (127.0.0.2, ...) are
 		// separate sources for the per-source limits.
 		"--trusted-proxies", "127.0.0.1/32",
+		// Pods' (here: kubectl's) service-account tokens for this audience
+		// are exchanged for ours; the kubeconfig's admin may create
+		// TokenReviews.
+		"--token-exchange-audience", exchangeAudience,
 	)
 	if err != nil {
 		return err
@@ -271,6 +276,10 @@ func startCluster(ctx context.Context, o options, env *envtest.Environment, kube
 	}, nil
 }
 
+// exchangeAudience is the audience of the Kubernetes tokens the local auth
+// server exchanges.
+const exchangeAudience = "authframework"
+
 func printWalkthrough(o options, kubeconfig, kubectl, authURL, ingress string) {
 	fmt.Printf(`
 Try:
@@ -301,7 +310,12 @@ ingress-nginx's auth-url does); the upstream echoes the identity headers:
   curl -s -o /dev/null -w '%%{http_code}\n' %[1]s/api/orders/42                                           # 401: no token
   curl -s -o /dev/null -w '%%{http_code}\n' -H "Authorization: Bearer $TOKEN" %[1]s/api/orders-admin/1    # 403: needs orders:write
   curl -s -o /dev/null -w '%%{http_code}\n' -H "Authorization: Bearer $TOKEN" %[1]s/api/payments/1        # 401: another audience
-`, ingress)
+
+Exchange the Kubernetes token of service account "stock-sync" for the access
+token of the ServiceAccount listing it (RFC 8693), and call through nginx:
+  TOKEN=$(curl -s %[2]s/token -d grant_type=%[3]s -d subject_token_type=%[4]s -d audience=orders-api -d subject_token="$(%[5]s create token stock-sync --audience=%[6]s)" | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+  curl -s -H "Authorization: Bearer $TOKEN" %[1]s/api/orders/42
+`, ingress, authURL, serverapi.GrantTypeTokenExchange, serverapi.TokenTypeJWT, kubectl, exchangeAudience)
 	}
 	if o.sim {
 		fmt.Printf(`
