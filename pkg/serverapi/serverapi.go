@@ -34,7 +34,68 @@ const (
 	// (authentication.k8s.io/v1 TokenReview), POST only. It is served only on
 	// the mutual-TLS listener of FlagTokenReviewListen, never on FlagListen.
 	PathTokenReview = "/tokenreview"
+	// PathRevocations is the revocation stream, GET only: Server-Sent Events
+	// (text/event-stream) of RevocationEvents for the policy whose valid
+	// access token the caller presents as a bearer token.
+	PathRevocations = "/revocations"
 )
+
+// The revocation stream (PathRevocations).
+//
+// Each event is one Server-Sent Event: `id:` is its Cursor, `event:` its
+// Type, `data:` the RevocationEvent as one line of JSON. A client resumes
+// after a disconnect by sending the last Cursor it saw as the Last-Event-ID
+// header (or the `cursor` query parameter); when the server still holds the
+// events after it, the stream continues from there. Otherwise (first
+// connection, a cursor of another replica or too old) the stream starts with
+// EventSnapshot: the client drops what it knew, receives the current state as
+// events, then EventSynced. EventBookmark arrives at least every
+// RevocationHeartbeat, so a client can tell a quiet stream from a dead one.
+// The server ends the stream when the caller's token expires; the client
+// reconnects with a fresh one.
+const (
+	// EventSnapshot: forget the state; the full state follows.
+	EventSnapshot = "snapshot"
+	// EventSynced: the client now holds the full state as of Cursor.
+	EventSynced = "synced"
+	// EventTokenRevoked: the token TokenID is revoked until Expiry, when it
+	// expires anyway (RFC 7009).
+	EventTokenRevoked = "token_revoked"
+	// EventAccount: the account AccountUID (ClientID) is Disabled or refuses
+	// tokens issued before RevokedBefore; both zero clears them.
+	EventAccount = "account"
+	// EventAccountDeleted: every token of AccountUID is refused (the account
+	// object is gone; tokens are bound to its UID).
+	EventAccountDeleted = "account_deleted"
+	// EventKeyRevoked: tokens signed with KeyID are refused; drop the key.
+	EventKeyRevoked = "key_revoked"
+	// EventBookmark: the stream is alive at Cursor.
+	EventBookmark = "bookmark"
+
+	// RevocationHeartbeatSeconds is the longest quiet time between events.
+	RevocationHeartbeatSeconds = 10
+)
+
+// RevocationEvent is the data of one event of PathRevocations. Times are
+// Unix seconds.
+type RevocationEvent struct {
+	Type   string `json:"type"`
+	Cursor string `json:"cursor"`
+	// Issuer is the policy's issuer; every event of a stream has the same.
+	Issuer string `json:"iss,omitempty"`
+	// TokenID and Expiry: EventTokenRevoked.
+	TokenID string `json:"jti,omitempty"`
+	Expiry  int64  `json:"exp,omitempty"`
+	// AccountUID, ClientID, Disabled, RevokedBefore: EventAccount and
+	// EventAccountDeleted. Tokens are bound to the account by their
+	// account_uid claim.
+	AccountUID    string `json:"account_uid,omitempty"`
+	ClientID      string `json:"client_id,omitempty"`
+	Disabled      bool   `json:"disabled,omitempty"`
+	RevokedBefore int64  `json:"revoked_before,omitempty"`
+	// KeyID: EventKeyRevoked.
+	KeyID string `json:"kid,omitempty"`
+}
 
 // OAuth2 token exchange (RFC 8693) identifiers.
 const (
