@@ -66,7 +66,7 @@ type ServiceAccountSpec struct {
 	// ServiceAccounts is refused by the auth server: it would not be clear
 	// whose token it gets. The namespace defaults to this account's own.
 	// +kubebuilder:validation:MaxItems=32
-	// +kubebuilder:validation:XValidation:rule="self.all(x, self.exists_one(y, y.name == x.name && (has(y.namespace) ? y.namespace : '') == (has(x.namespace) ? x.namespace : '')))",message="each Kubernetes service account may be listed once"
+	// +kubebuilder:validation:XValidation:rule="self.all(x, self.exists_one(y, y.name == x.name && has(y.__namespace__) == has(x.__namespace__) && (!has(x.__namespace__) || y.__namespace__ == x.__namespace__)))",message="each Kubernetes service account may be listed once"
 	// +listType=atomic
 	// +optional
 	KubernetesServiceAccounts []KubernetesServiceAccountRef `json:"kubernetesServiceAccounts,omitempty"`
