@@ -58,6 +58,13 @@ type Claims struct {
 	// account deleted and created again under the same name has a new UID
 	// and does not inherit the old one's tokens.
 	AccountUID string `json:"account_uid"`
+	// AccountName is the ServiceAccount object's metadata.name, so that
+	// verifiers which see only the token (kube-apiserver's JWT
+	// authenticator) can name the account as /tokenreview does:
+	// <namespace>:<account_name>. Absent from tokens issued before it was
+	// added; the UID binding, not this claim, decides which account a
+	// token belongs to.
+	AccountName string `json:"account_name,omitempty"`
 
 	// Permissions are the fields of Scope; not serialized.
 	Permissions []string `json:"-"`
@@ -74,6 +81,8 @@ type Request struct {
 	Namespace   string
 	// AccountUID is the UID of the ServiceAccount object; required.
 	AccountUID string
+	// AccountName is the ServiceAccount object's name; optional.
+	AccountName string
 	// Extra claims; names that collide with the claims above are refused.
 	Extra map[string]string
 	// ID is the jti; unique per token.
@@ -119,7 +128,7 @@ func ReservedClaims() []string {
 // reserved are claim names Extra may not set.
 var reserved = map[string]bool{
 	"iss": true, "sub": true, "aud": true, "exp": true, "nbf": true, "iat": true, "jti": true,
-	"client_id": true, "scope": true, "permissions": true, "roles": true, "namespace": true, "account_uid": true,
+	"client_id": true, "scope": true, "permissions": true, "roles": true, "namespace": true, "account_uid": true, "account_name": true,
 	"typ": true, "cnf": true, "act": true, "azp": true,
 }
 
@@ -152,6 +161,7 @@ func (is *Issuer) Issue(r Request) (string, Claims, error) {
 		Roles:       r.Roles,
 		Namespace:   r.Namespace,
 		AccountUID:  r.AccountUID,
+		AccountName: r.AccountName,
 	}
 	b := jwt.Signed(is.signer).Claims(c)
 	if len(r.Extra) > 0 {

@@ -200,7 +200,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) issue(a *Account, p *Policy, audience string, perms []string) (string, token.Claims, error) {
 	return token.Mint(p.Issuer, p.TTL, p.Published[p.ActiveKey], s.opts.Clock, rand.Reader,
-		token.Subject{ClientID: a.ClientID, Namespace: a.Key.Namespace, UID: string(a.UID), Roles: a.Roles, Extra: a.Extra}, audience, perms)
+		token.Subject{ClientID: a.ClientID, Namespace: a.Key.Namespace, UID: string(a.UID), Name: a.Key.Name, Roles: a.Roles, Extra: a.Extra}, audience, perms)
 }
 
 func seconds(d time.Duration) string {
