@@ -41,6 +41,8 @@ type Options struct {
 	// Throttles bound what failing callers may cost; zero fields take
 	// DefaultThrottles.
 	Throttles Throttles
+	// TokenReview configures TokenReviewHandler.
+	TokenReview TokenReviewOptions
 }
 
 // IdentityHeaders name the headers of a successful /validate.
@@ -71,6 +73,7 @@ type Server struct {
 	auth    *authThrottle
 	guard   *tokenGuard
 	metrics *serverMetrics
+	reviews *prometheus.CounterVec
 	// extAuthz serves PathExtAuthz and everything under it, before the mux
 	// can clean (and redirect) the original path it carries.
 	extAuthz http.HandlerFunc
@@ -93,7 +96,7 @@ func NewServer(store *Store, opts Options) *Server {
 	opts.Throttles = opts.Throttles.withDefaults()
 	s := &Server{store: store, opts: opts, mux: http.NewServeMux(), cache: newResultCache(opts.CacheSize),
 		limits: newClientRates(opts.Throttles.Entries), auth: newAuthThrottle(opts.Throttles), guard: newTokenGuard(opts.Throttles),
-		metrics: newServerMetrics(opts.Registry)}
+		metrics: newServerMetrics(opts.Registry), reviews: newTokenReviewMetrics(opts.Registry)}
 	s.mux.HandleFunc("POST "+serverapi.PathToken, s.instrument("token", s.handleToken))
 	s.mux.HandleFunc(PathValidate, s.instrument(serverapi.EndpointValidate, s.validateHandler(shapeNginx)))
 	s.mux.HandleFunc(PathForwardAuth, s.instrument(serverapi.EndpointValidate, s.validateHandler(shapeTraefik)))
@@ -111,12 +114,7 @@ func NewServer(store *Store, opts Options) *Server {
 
 // ServeHTTP assigns a request id (echoing a sane X-Request-ID) and routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	id := r.Header.Get(HeaderRequestID)
-	if !validRequestID(id) {
-		id = newRequestID()
-		r.Header.Set(HeaderRequestID, id)
-	}
-	w.Header().Set(HeaderRequestID, id)
+	assignRequestID(w, r)
 	p := r.URL.Path
 	switch {
 	case p == PathExtAuthz || strings.HasPrefix(p, PathExtAuthz+"/") || strings.HasPrefix(p, PathExtAuthz+";"):
@@ -169,6 +167,16 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) now() time.Time { return s.opts.Clock.Now().UTC() }
+
+// assignRequestID echoes a sane X-Request-ID, or generates one.
+func assignRequestID(w http.ResponseWriter, r *http.Request) {
+	id := r.Header.Get(HeaderRequestID)
+	if !validRequestID(id) {
+		id = newRequestID()
+		r.Header.Set(HeaderRequestID, id)
+	}
+	w.Header().Set(HeaderRequestID, id)
+}
 
 func requestID(r *http.Request) string { return r.Header.Get(HeaderRequestID) }
 
