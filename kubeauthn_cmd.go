@@ -5,14 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
-	"slices"
-	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
-	apiserverv1 "k8s.io/apiserver/pkg/apis/apiserver/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -77,7 +73,8 @@ func runKubeAuthnConfig(args []string, stdout, stderr io.Writer) error {
 	if err := c.Get(ctx, types.NamespacedName{Namespace: opts.namespace, Name: opts.policy}, &p); err != nil {
 		return fmt.Errorf("reading TokenPolicy %s/%s: %w", opts.namespace, opts.policy, err)
 	}
-	ac, err := kubeAuthnConfig(&p, opts, string(ca))
+	ac, err := opts.names.ConfigFor(kubeuser.Policy{Namespace: p.Namespace, Name: p.Name, Issuer: p.Spec.Issuer, Audiences: p.Spec.Audiences},
+		kubeuser.Issuer{Audiences: opts.audiences, DiscoveryURL: opts.discoveryURL, CertificateAuthority: string(ca)})
 	if err != nil {
 		return err
 	}
@@ -90,24 +87,4 @@ func runKubeAuthnConfig(args []string, stdout, stderr io.Writer) error {
 		"# is accepted until it expires (at most the policy's accessTokenTTL). Use /tokenreview for revocation.\n", p.Namespace, p.Name)
 	_, err = stdout.Write(out)
 	return err
-}
-
-// kubeAuthnConfig is the configuration for policy p, or why there is none:
-// kube-apiserver fetches discovery from an https issuer only, and accepts
-// only audiences the policy's tokens can carry.
-func kubeAuthnConfig(p *authv1alpha1.TokenPolicy, o kubeAuthnOptions, ca string) (apiserverv1.AuthenticationConfiguration, error) {
-	if err := o.names.Validate(); err != nil {
-		return apiserverv1.AuthenticationConfiguration{}, err
-	}
-	if u, err := url.Parse(p.Spec.Issuer); err != nil || u.Scheme != "https" {
-		return apiserverv1.AuthenticationConfiguration{}, fmt.Errorf("TokenPolicy %s/%s has issuer %q: kube-apiserver's JWT authenticator needs an https issuer that serves its discovery document", p.Namespace, p.Name, p.Spec.Issuer)
-	}
-	for _, a := range o.audiences {
-		if !slices.Contains(p.Spec.Audiences, a) {
-			return apiserverv1.AuthenticationConfiguration{}, fmt.Errorf("audience %q is not one of TokenPolicy %s/%s's audiences (%s): its tokens could never carry it",
-				a, p.Namespace, p.Name, strings.Join(p.Spec.Audiences, ", "))
-		}
-	}
-	return o.names.AuthenticationConfiguration(kubeuser.Issuer{URL: p.Spec.Issuer, Audiences: o.audiences,
-		DiscoveryURL: o.discoveryURL, CertificateAuthority: ca}), nil
 }

@@ -10,7 +10,9 @@ package kubeuser
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -147,7 +149,7 @@ func (n Names) JWTAuthenticator(is Issuer) apiserverv1.JWTAuthenticator {
 				Expression: fmt.Sprintf("'%s' + claims.%s + ':' + claims.%s", n.UsernamePrefix, claimNamespace, claimAccountName),
 			},
 			Groups: apiserverv1.PrefixedClaimOrExpression{
-				Expression: fmt.Sprintf("has(claims.%[1]s) ? claims.%[1]s.map(r, '%[2]s' + claims.%[3]s + ':' + r) : []", claimRoles, n.GroupsPrefix, claimNamespace),
+				Expression: fmt.Sprintf("has(claims.%[1]s) ? dyn(claims.%[1]s).map(r, '%[2]s' + claims.%[3]s + ':' + r) : []", claimRoles, n.GroupsPrefix, claimNamespace),
 			},
 			UID: apiserverv1.ClaimOrExpression{Claim: claimAccountUID},
 			Extra: []apiserverv1.ExtraMapping{
@@ -163,6 +165,39 @@ func (n Names) JWTAuthenticator(is Issuer) apiserverv1.JWTAuthenticator {
 		a.Issuer.DiscoveryURL = &is.DiscoveryURL
 	}
 	return a
+}
+
+// Policy is what a configuration needs of a TokenPolicy.
+type Policy struct {
+	Namespace, Name string
+	// Issuer and Audiences are its spec.issuer and spec.audiences.
+	Issuer    string
+	Audiences []string
+}
+
+// ConfigFor is the AuthenticationConfiguration under which kube-apiserver
+// accepts the tokens of policy p that carry one of is.Audiences (is.URL is
+// p's issuer). Errors: invalid Names; an issuer that is not https (the JWT
+// authenticator fetches discovery over https only); an audience the
+// policy's tokens can never carry.
+func (n Names) ConfigFor(p Policy, is Issuer) (apiserverv1.AuthenticationConfiguration, error) {
+	if err := n.Validate(); err != nil {
+		return apiserverv1.AuthenticationConfiguration{}, err
+	}
+	if u, err := url.Parse(p.Issuer); err != nil || u.Scheme != "https" {
+		return apiserverv1.AuthenticationConfiguration{}, fmt.Errorf("TokenPolicy %s/%s has issuer %q: kube-apiserver's JWT authenticator needs an https issuer that serves its discovery document", p.Namespace, p.Name, p.Issuer)
+	}
+	if len(is.Audiences) == 0 {
+		return apiserverv1.AuthenticationConfiguration{}, errors.New("name the audiences kube-apiserver accepts")
+	}
+	for _, a := range is.Audiences {
+		if !slices.Contains(p.Audiences, a) {
+			return apiserverv1.AuthenticationConfiguration{}, fmt.Errorf("audience %q is not one of TokenPolicy %s/%s's audiences (%s): its tokens could never carry it",
+				a, p.Namespace, p.Name, strings.Join(p.Audiences, ", "))
+		}
+	}
+	is.URL = p.Issuer
+	return n.AuthenticationConfiguration(is), nil
 }
 
 // AuthenticationConfiguration is the whole file for kube-apiserver's

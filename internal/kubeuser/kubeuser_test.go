@@ -52,11 +52,56 @@ func TestJWTAuthenticatorMapsTheSameNames(t *testing.T) {
 		Audiences: []string{"kube"}, DiscoveryURL: "https://auth.svc/issuers/team/orders/.well-known/openid-configuration"})
 	m := a.ClaimMappings
 	if m.Username.Expression != "'af-' + claims.namespace + ':' + claims.account_name" ||
-		m.Groups.Expression != "has(claims.roles) ? claims.roles.map(r, 'af:' + claims.namespace + ':' + r) : []" ||
+		m.Groups.Expression != "has(claims.roles) ? dyn(claims.roles).map(r, 'af:' + claims.namespace + ':' + r) : []" ||
 		m.UID.Claim != "account_uid" || len(m.Extra) != 2 || m.Extra[0].Key != ExtraClientID || m.Extra[1].Key != ExtraTokenID {
 		t.Errorf("claim mappings %+v", m)
 	}
 	if a.Issuer.DiscoveryURL == nil || *a.Issuer.DiscoveryURL != "https://auth.svc/issuers/team/orders/.well-known/openid-configuration" || a.Issuer.AudienceMatchPolicy != "" {
 		t.Errorf("issuer %+v", a.Issuer)
+	}
+}
+
+func TestConfigFor(t *testing.T) {
+	policy := func(issuer string) Policy {
+		return Policy{Namespace: "team", Name: "orders", Issuer: issuer, Audiences: []string{"orders-api", "https://kubernetes.default.svc", "kube-b"}}
+	}
+	const https = "https://auth.example.com/issuers/team/orders"
+	cases := []struct {
+		name      string
+		names     Names
+		p         Policy
+		audiences []string
+		wantErr   string
+	}{
+		{"one audience", DefaultNames, policy(https), []string{"https://kubernetes.default.svc"}, ""},
+		{"two audiences", DefaultNames, policy(https), []string{"https://kubernetes.default.svc", "kube-b"}, ""},
+		{"no audience", DefaultNames, policy(https), nil, "name the audiences"},
+		{"http issuer", DefaultNames, policy("http://127.0.0.1:8080/issuers/team/orders"), []string{"kube-b"}, "needs an https issuer"},
+		{"audience the policy lacks", DefaultNames, policy(https), []string{"https://other"}, `audience "https://other" is not one of TokenPolicy team/orders's audiences`},
+		{"empty groups prefix", Names{UsernamePrefix: "a:"}, policy(https), []string{"kube-b"}, "groups prefix"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ac, err := c.names.ConfigFor(c.p, Issuer{URL: "ignored", Audiences: c.audiences, CertificateAuthority: "CA PEM"})
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("error %v, want %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ac.Kind != "AuthenticationConfiguration" || ac.APIVersion != "apiserver.config.k8s.io/v1" || len(ac.JWT) != 1 {
+				t.Fatalf("config %+v", ac)
+			}
+			is := ac.JWT[0].Issuer
+			if is.URL != https || strings.Join(is.Audiences, ",") != strings.Join(c.audiences, ",") || is.CertificateAuthority != "CA PEM" {
+				t.Errorf("issuer %+v", is)
+			}
+			if (len(c.audiences) > 1) != (is.AudienceMatchPolicy == "MatchAny") {
+				t.Errorf("audienceMatchPolicy %q for %d audiences", is.AudienceMatchPolicy, len(c.audiences))
+			}
+		})
 	}
 }

@@ -35,9 +35,11 @@ type TokenReviewOptions struct {
 // token.DefaultMaxSize and its audiences.
 const MaxTokenReviewBytes = 64 << 10
 
-// tokenReviewGV is the only version /tokenreview speaks, kube-apiserver's
-// default (--authentication-token-webhook-version=v1).
-var tokenReviewGV = authenticationv1.SchemeGroupVersion.String()
+// tokenReviewVersions are the versions /tokenreview speaks: v1, and
+// v1beta1, whose TokenReview has the same fields and which is still
+// kube-apiserver's default --authentication-token-webhook-version. The
+// answer is in the version of the request.
+var tokenReviewVersions = []string{authenticationv1.SchemeGroupVersion.String(), "authentication.k8s.io/v1beta1"}
 
 // Results of MetricTokenReviewWebhook.
 const (
@@ -110,12 +112,12 @@ func (s *Server) handleTokenReview(w http.ResponseWriter, r *http.Request) {
 	s.auditReview(r, status, ref, claims, review.Spec.Audiences)
 	w.Header().Set("Cache-Control", "no-store")
 	out := authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Audiences: review.Spec.Audiences}, Status: status}
-	out.APIVersion, out.Kind = tokenReviewGV, "TokenReview"
+	out.APIVersion, out.Kind = review.APIVersion, "TokenReview"
 	writeJSON(w, http.StatusOK, out)
 }
 
 // readTokenReview decodes the request body; a non-zero code and a message
-// say why it is not an authentication.k8s.io/v1 TokenReview.
+// say why it is not a TokenReview of tokenReviewVersions.
 func readTokenReview(w http.ResponseWriter, r *http.Request) (authenticationv1.TokenReview, int, string) {
 	var review authenticationv1.TokenReview
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
@@ -133,8 +135,8 @@ func readTokenReview(w http.ResponseWriter, r *http.Request) (authenticationv1.T
 	if dec.More() {
 		return review, http.StatusBadRequest, "the body holds more than one JSON value"
 	}
-	if review.APIVersion != tokenReviewGV || review.Kind != "TokenReview" {
-		return review, http.StatusBadRequest, "want apiVersion " + tokenReviewGV + ", kind TokenReview (kube-apiserver: --authentication-token-webhook-version=v1, the default)"
+	if !slices.Contains(tokenReviewVersions, review.APIVersion) || review.Kind != "TokenReview" {
+		return review, http.StatusBadRequest, "want kind TokenReview of apiVersion " + strings.Join(tokenReviewVersions, " or ")
 	}
 	return review, 0, ""
 }

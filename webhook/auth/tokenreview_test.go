@@ -213,7 +213,7 @@ func TestTokenReviewRefusesWhatIsNotAReview(t *testing.T) {
 		{"not JSON", "POST", serverapi.PathTokenReview, "application/json", "{", 400, metav1.StatusReasonBadRequest},
 		{"two values", "POST", serverapi.PathTokenReview, "application/json", reviewBody("a") + reviewBody("b"), 400, metav1.StatusReasonBadRequest},
 		{"another kind", "POST", serverapi.PathTokenReview, "application/json", `{"apiVersion":"v1","kind":"Pod"}`, 400, metav1.StatusReasonBadRequest},
-		{"v1beta1", "POST", serverapi.PathTokenReview, "application/json", `{"apiVersion":"authentication.k8s.io/v1beta1","kind":"TokenReview","spec":{"token":"x"}}`, 400, metav1.StatusReasonBadRequest},
+		{"v1alpha1", "POST", serverapi.PathTokenReview, "application/json", `{"apiVersion":"authentication.k8s.io/v1alpha1","kind":"TokenReview","spec":{"token":"x"}}`, 400, metav1.StatusReasonBadRequest},
 		{"too large", "POST", serverapi.PathTokenReview, "application/json", reviewBody(strings.Repeat("a", MaxTokenReviewBytes)), 400, metav1.StatusReasonBadRequest},
 		{"form body", "POST", serverapi.PathTokenReview, "application/x-www-form-urlencoded", "token=x", 415, metav1.StatusReasonUnsupportedMediaType},
 		{"GET", "GET", serverapi.PathTokenReview, "", "", 405, metav1.StatusReasonMethodNotAllowed},
@@ -239,6 +239,21 @@ func TestTokenReviewRefusesWhatIsNotAReview(t *testing.T) {
 				t.Errorf("%s{result=malformed} not counted", serverapi.MetricTokenReviewWebhook)
 			}
 		})
+	}
+}
+
+// TestTokenReviewV1beta1 answers kube-apiserver's default
+// --authentication-token-webhook-version in its own version.
+func TestTokenReviewV1beta1(t *testing.T) {
+	f := reviewFixture(t)
+	body := strings.Replace(reviewBody(f.token(url.Values{"audience": {"inventory-api"}}), "inventory-api"), `"authentication.k8s.io/v1"`, `"authentication.k8s.io/v1beta1"`, 1)
+	w := f.review("POST", "application/json", body)
+	var got authenticationv1.TokenReview
+	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || w.Code != http.StatusOK {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	if got.APIVersion != "authentication.k8s.io/v1beta1" || !got.Status.Authenticated || got.Status.User.Username != "authframework:team:billing" {
+		t.Errorf("answer %s", w.Body)
 	}
 }
 
