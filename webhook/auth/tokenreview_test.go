@@ -135,6 +135,14 @@ func TestTokenReviewHandler(t *testing.T) {
 			}
 			return reviewBody(tok, "inventory-api")
 		}, "invalid_token", nil},
+		{"account_name of another account", func(f *fixture) string {
+			tok, _, err := token.Mint(f.store.policies[types.NamespacedName{Namespace: ns, Name: "orders"}].Issuer, 15*time.Minute, f.key, f.clock, rand.Reader,
+				token.Subject{ClientID: clientID, Namespace: ns, UID: accountUID, Name: "admin"}, "inventory-api", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return reviewBody(tok, "inventory-api")
+		}, "invalid_token", nil},
 		{"expired", func(f *fixture) string {
 			tok := f.token(inventory)
 			f.clock.Step(16 * time.Minute)
