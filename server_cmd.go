@@ -115,7 +115,7 @@ func startAuthServer(ctx context.Context, cfg *rest.Config, opts serverOptions, 
 			Clock: clock.RealClock{}, Log: log, Audit: log.WithName("audit"), Headers: opts.headers,
 			CacheSize: opts.cacheSize, Registry: reg, TrustedProxies: opts.trustedProxies, Throttles: opts.throttles,
 			TokenExchange: opts.exchange, MaxStreams: opts.maxStreams,
-			TokenReview:   opts.tokenReview.serverOptions(),
+			TokenReview: opts.tokenReview.serverOptions(),
 		},
 	})
 	if err != nil {
