@@ -29,25 +29,33 @@ const maxAlsoListedBy = 8
 type kubernetesIdentities struct {
 	keys   []string
 	exists map[string]bool
+	// notPermitted are the keys of other namespaces that have not consented
+	// to this account (authv1alpha1.ExchangeConsent).
+	notPermitted map[string]bool
+	// others are the other accounts whose listing of the key counts.
 	others map[string][]string
 }
 
 // kubernetesServiceAccountsDecision is the status entries and the
 // KubernetesServiceAccountsResolved condition for what was observed. It is
-// pure. A conflict outranks a missing service account: even once created,
-// its exchanges are refused while two ServiceAccounts list it.
+// pure. A conflict outranks a missing service account (even once created,
+// its exchanges are refused while two ServiceAccounts map it), and a missing
+// one outranks a missing consent (there is nothing to annotate yet).
 func kubernetesServiceAccountsDecision(in kubernetesIdentities) (entries []authv1alpha1.KubernetesServiceAccountStatus, ok bool, reason, msg string) {
-	var mapped, missing, conflicts []string
+	var mapped, missing, refused, conflicts []string
 	for _, key := range in.keys {
 		ns, name, _ := strings.Cut(key, "/")
 		e := authv1alpha1.KubernetesServiceAccountStatus{Namespace: ns, Name: name, State: authv1alpha1.KubernetesServiceAccountMapped}
 		switch others := in.others[key]; {
-		case len(others) > 0:
+		case len(others) > 0 && !in.notPermitted[key]:
 			e.State, e.AlsoListedBy = authv1alpha1.KubernetesServiceAccountConflict, others[:min(len(others), maxAlsoListedBy)]
-			conflicts = append(conflicts, fmt.Sprintf("%s (also listed by ServiceAccount %s)", key, strings.Join(e.AlsoListedBy, ", ")))
+			conflicts = append(conflicts, fmt.Sprintf("%s (also mapped by auth.authframework.dev ServiceAccount %s)", key, strings.Join(e.AlsoListedBy, ", ")))
 		case !in.exists[key]:
 			e.State = authv1alpha1.KubernetesServiceAccountNotFound
 			missing = append(missing, key)
+		case in.notPermitted[key]:
+			e.State = authv1alpha1.KubernetesServiceAccountNotPermitted
+			refused = append(refused, key)
 		default:
 			mapped = append(mapped, key)
 		}
@@ -55,7 +63,11 @@ func kubernetesServiceAccountsDecision(in kubernetesIdentities) (entries []authv
 	}
 	var parts []string
 	if len(conflicts) > 0 {
-		parts = append(parts, "listed by more than one ServiceAccount, so the auth server refuses their token exchanges until only one lists them: "+strings.Join(conflicts, "; "))
+		parts = append(parts, "mapped by more than one ServiceAccount, so the auth server refuses their token exchanges until only one maps them: "+strings.Join(conflicts, "; "))
+	}
+	if len(refused) > 0 {
+		parts = append(parts, "Kubernetes service accounts of other namespaces that have not consented (annotate each with "+
+			authv1alpha1.AnnotationTokenExchangeFor+" naming this account): "+strings.Join(refused, ", "))
 	}
 	if len(missing) > 0 {
 		parts = append(parts, "Kubernetes service accounts that do not exist (their tokens map to this account once they are created): "+strings.Join(missing, ", "))
@@ -63,6 +75,8 @@ func kubernetesServiceAccountsDecision(in kubernetesIdentities) (entries []authv
 	switch {
 	case len(conflicts) > 0:
 		return entries, false, authv1alpha1.ReasonKubernetesServiceAccountConflict, strings.Join(parts, "; ")
+	case len(refused) > 0:
+		return entries, false, authv1alpha1.ReasonKubernetesServiceAccountNotPermitted, strings.Join(parts, "; ")
 	case len(missing) > 0:
 		return entries, false, authv1alpha1.ReasonKubernetesServiceAccountNotFound, strings.Join(parts, "; ")
 	}
@@ -72,10 +86,12 @@ func kubernetesServiceAccountsDecision(in kubernetesIdentities) (entries []authv
 // gatherKubernetesIdentities reads, from the cache, whether each listed
 // Kubernetes service account exists and which other accounts list it.
 func (r *ServiceAccountReconciler) gatherKubernetesIdentities(ctx context.Context, sa *authv1alpha1.ServiceAccount) (kubernetesIdentities, error) {
-	in := kubernetesIdentities{keys: sa.KubernetesServiceAccountKeys(), exists: map[string]bool{}, others: map[string][]string{}}
+	in := kubernetesIdentities{keys: sa.KubernetesServiceAccountKeys(), exists: map[string]bool{}, notPermitted: map[string]bool{}, others: map[string][]string{}}
+	self := sa.Namespace + "/" + sa.Name
 	for _, key := range in.keys {
 		ns, name, _ := strings.Cut(key, "/")
-		switch err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &corev1.ServiceAccount{}); {
+		var ksa corev1.ServiceAccount
+		switch err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &ksa); {
 		case err == nil:
 			in.exists[key] = true
 		case !apierrors.IsNotFound(err):
@@ -85,9 +101,12 @@ func (r *ServiceAccountReconciler) gatherKubernetesIdentities(ctx context.Contex
 		if err := r.List(ctx, &list, client.MatchingFields{authv1alpha1.IndexKubernetesServiceAccounts: key}); err != nil {
 			return in, err
 		}
+		consent := ksa.Annotations[authv1alpha1.AnnotationTokenExchangeFor]
+		in.notPermitted[key] = !authv1alpha1.ExchangeConsent(self, ns, consent)
 		for _, o := range list.Items {
-			if o.UID != sa.UID && o.DeletionTimestamp.IsZero() {
-				in.others[key] = append(in.others[key], o.Namespace+"/"+o.Name)
+			other := o.Namespace + "/" + o.Name
+			if o.UID != sa.UID && o.DeletionTimestamp.IsZero() && authv1alpha1.ExchangeConsent(other, ns, consent) {
+				in.others[key] = append(in.others[key], other)
 			}
 		}
 		slices.Sort(in.others[key])
@@ -151,5 +170,7 @@ func (r *ServiceAccountReconciler) listing(ctx context.Context, keys []string) [
 }
 
 // kubernetesServiceAccountWatch is the watch on core/v1 ServiceAccounts:
-// only their coming and going matters.
-var kubernetesServiceAccountWatch = predicate.Funcs{UpdateFunc: func(event.UpdateEvent) bool { return false }}
+// their coming and going, and changes of their consent annotation.
+var kubernetesServiceAccountWatch = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+	return e.ObjectOld.GetAnnotations()[authv1alpha1.AnnotationTokenExchangeFor] != e.ObjectNew.GetAnnotations()[authv1alpha1.AnnotationTokenExchangeFor]
+}}

@@ -29,6 +29,7 @@ func TestKubernetesServiceAccountsDecision(t *testing.T) {
 		mapped   = authv1alpha1.KubernetesServiceAccountMapped
 		notFound = authv1alpha1.KubernetesServiceAccountNotFound
 		conflict = authv1alpha1.KubernetesServiceAccountConflict
+		refused  = authv1alpha1.KubernetesServiceAccountNotPermitted
 	)
 	many := []string{"a/1", "a/2", "a/3", "a/4", "a/5", "a/6", "a/7", "a/8", "a/9"}
 	tests := []struct {
@@ -52,7 +53,22 @@ func TestKubernetesServiceAccountsDecision(t *testing.T) {
 			in: kubernetesIdentities{keys: []string{"team/api"}, exists: map[string]bool{"team/api": true},
 				others: map[string][]string{"team/api": {"other/reader"}}},
 			wantStates: []authv1alpha1.KubernetesServiceAccountState{conflict}, wantAlso: [][]string{{"other/reader"}},
-			wantReason: authv1alpha1.ReasonKubernetesServiceAccountConflict, wantInMsg: []string{"team/api (also listed by ServiceAccount other/reader)", "refuses their token exchanges"}},
+			wantReason: authv1alpha1.ReasonKubernetesServiceAccountConflict, wantInMsg: []string{"team/api (also mapped by auth.authframework.dev ServiceAccount other/reader)", "refuses their token exchanges"}},
+		{name: "another namespace's without its consent",
+			in: kubernetesIdentities{keys: []string{"shop/sync", "team/api"}, exists: map[string]bool{"shop/sync": true, "team/api": true},
+				notPermitted: map[string]bool{"shop/sync": true}},
+			wantStates: []authv1alpha1.KubernetesServiceAccountState{refused, mapped}, wantAlso: [][]string{nil, nil},
+			wantReason: authv1alpha1.ReasonKubernetesServiceAccountNotPermitted,
+			wantInMsg:  []string{"have not consented", authv1alpha1.AnnotationTokenExchangeFor, "shop/sync"}},
+		{name: "not permitted here: another's listing is no conflict of ours",
+			in: kubernetesIdentities{keys: []string{"shop/sync"}, exists: map[string]bool{"shop/sync": true},
+				notPermitted: map[string]bool{"shop/sync": true}, others: map[string][]string{"shop/sync": {"shop/owner"}}},
+			wantStates: []authv1alpha1.KubernetesServiceAccountState{refused}, wantAlso: [][]string{nil},
+			wantReason: authv1alpha1.ReasonKubernetesServiceAccountNotPermitted, wantInMsg: []string{"shop/sync"}},
+		{name: "missing outranks missing consent",
+			in:         kubernetesIdentities{keys: []string{"shop/sync"}, exists: map[string]bool{}, notPermitted: map[string]bool{"shop/sync": true}},
+			wantStates: []authv1alpha1.KubernetesServiceAccountState{notFound}, wantAlso: [][]string{nil},
+			wantReason: authv1alpha1.ReasonKubernetesServiceAccountNotFound, wantInMsg: []string{"do not exist"}},
 		{name: "conflict outranks missing, and both are said",
 			in: kubernetesIdentities{keys: []string{"team/api", "team/gone"}, exists: map[string]bool{},
 				others: map[string][]string{"team/api": {"other/reader"}}},
@@ -90,5 +106,25 @@ func TestKubernetesServiceAccountsDecision(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestExchangeConsent(t *testing.T) {
+	tests := []struct {
+		account, kubeNamespace, annotation string
+		want                               bool
+	}{
+		{"team/api", "team", "", true},
+		{"team/api", "shop", "", false},
+		{"team/api", "shop", "team/api", true},
+		{"team/api", "shop", "other/x, team/api", true},
+		{"team/api", "shop", "team/api2", false},
+		{"team/api", "shop", "team/*", false},
+		{"team/api", "shop", "api", false},
+	}
+	for _, tt := range tests {
+		if got := authv1alpha1.ExchangeConsent(tt.account, tt.kubeNamespace, tt.annotation); got != tt.want {
+			t.Errorf("ExchangeConsent(%q, %q, %q) = %v, want %v", tt.account, tt.kubeNamespace, tt.annotation, got, tt.want)
+		}
 	}
 }

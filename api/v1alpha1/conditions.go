@@ -166,6 +166,11 @@ const (
 	// service account is also listed by another ServiceAccount: the auth
 	// server refuses its token exchanges until only one lists it.
 	ReasonKubernetesServiceAccountConflict = "KubernetesServiceAccountConflict"
+	// ReasonKubernetesServiceAccountNotPermitted (ServiceAccount
+	// KubernetesServiceAccountsResolved, advisory) means a listed Kubernetes
+	// service account of another namespace has not consented
+	// (AnnotationTokenExchangeFor does not name this account).
+	ReasonKubernetesServiceAccountNotPermitted = "KubernetesServiceAccountNotPermitted"
 	// ReasonTokenWithinBound means the account's full token fits the size
 	// bound.
 	ReasonTokenWithinBound = "TokenWithinBound"

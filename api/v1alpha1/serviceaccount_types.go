@@ -62,9 +62,13 @@ type ServiceAccountSpec struct {
 
 	// KubernetesServiceAccounts may exchange their projected tokens for this
 	// account's access token (RFC 8693 token exchange, verified with
-	// TokenReview). A Kubernetes service account listed by two
-	// ServiceAccounts is refused by the auth server: it would not be clear
-	// whose token it gets. The namespace defaults to this account's own.
+	// TokenReview). The namespace defaults to this account's own. One in
+	// another namespace maps only when that namespace consents: its
+	// ServiceAccount carries the annotation
+	// auth.authframework.dev/token-exchange-for naming this account
+	// (<namespace>/<name>, comma-separated for several). A Kubernetes
+	// service account that maps to two ServiceAccounts is refused by the
+	// auth server: it would not be clear whose token it gets.
 	// +kubebuilder:validation:MaxItems=32
 	// +kubebuilder:validation:XValidation:rule="self.all(x, self.exists_one(y, y.name == x.name && has(y.__namespace__) == has(x.__namespace__) && (!has(x.__namespace__) || y.__namespace__ == x.__namespace__)))",message="each Kubernetes service account may be listed once"
 	// +listType=atomic
@@ -148,7 +152,7 @@ type KubernetesServiceAccountRef struct {
 
 // KubernetesServiceAccountState says whether the auth server maps a listed
 // Kubernetes service account to this ServiceAccount.
-// +kubebuilder:validation:Enum=Mapped;NotFound;Conflict
+// +kubebuilder:validation:Enum=Mapped;NotFound;Conflict;NotPermitted
 type KubernetesServiceAccountState string
 
 // The states of a listed Kubernetes service account.
@@ -163,18 +167,31 @@ const (
 	// (AlsoListedBy); the auth server refuses its exchanges until only one
 	// does.
 	KubernetesServiceAccountConflict KubernetesServiceAccountState = "Conflict"
+	// KubernetesServiceAccountNotPermitted: it is in another namespace,
+	// whose ServiceAccount does not name this account in its
+	// auth.authframework.dev/token-exchange-for annotation; it maps to no
+	// one through this listing and conflicts with no one.
+	KubernetesServiceAccountNotPermitted KubernetesServiceAccountState = "NotPermitted"
 )
 
 // KubernetesServiceAccountStatus is one listed Kubernetes service account.
 type KubernetesServiceAccountStatus struct {
-	// Namespace of the Kubernetes service account (defaulted).
+	// Namespace of the Kubernetes (core/v1) service account, defaulted to
+	// this account's.
 	Namespace string `json:"namespace"`
 	// Name of the Kubernetes service account.
 	Name string `json:"name"`
-	// State: Mapped, NotFound or Conflict. Conflict wins over NotFound.
+	// State says whether its projected tokens exchange for this account's:
+	// Mapped (they do); NotFound (no such Kubernetes service account yet;
+	// maps once it is created); NotPermitted (another namespace's, which
+	// has not consented with the auth.authframework.dev/token-exchange-for
+	// annotation); Conflict (another of our ServiceAccounts maps it too; the
+	// auth server refuses its exchanges until only one does). When several
+	// apply, the first of Conflict, NotFound, NotPermitted is shown.
 	State KubernetesServiceAccountState `json:"state"`
-	// AlsoListedBy are the other ServiceAccounts (`<namespace>/<name>`) that
-	// list it, when State is Conflict; at most 8 are named.
+	// AlsoListedBy names, when State is Conflict, the other
+	// auth.authframework.dev ServiceAccounts (`<namespace>/<name>`) that map
+	// the same Kubernetes service account; at most 8.
 	// +kubebuilder:validation:MaxItems=8
 	// +listType=atomic
 	// +optional

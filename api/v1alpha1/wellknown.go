@@ -1,6 +1,9 @@
 package v1alpha1
 
-import "slices"
+import (
+	"slices"
+	"strings"
+)
 
 // The contract between the controllers (which write Secrets) and the auth
 // server (which reads them): names, labels, data keys and annotations of the
@@ -72,6 +75,13 @@ const (
 	// verifier (hashes only), so a lost verifier Secret is rebuilt with
 	// every secret that worked still working.
 	AnnotationVerifierCopy = "auth.authframework.dev/verifier"
+	// AnnotationTokenExchangeFor on a core/v1 ServiceAccount is its
+	// namespace's consent to token exchange by ServiceAccounts of other
+	// namespaces: the auth.authframework.dev ServiceAccounts
+	// (`<namespace>/<name>`, comma-separated) whose
+	// spec.kubernetesServiceAccounts may map it. Listings from its own
+	// namespace need no consent.
+	AnnotationTokenExchangeFor = "auth.authframework.dev/token-exchange-for"
 )
 
 // Field indexes the manager registers once, before its controllers and
@@ -109,6 +119,24 @@ func (sa *ServiceAccount) KubernetesServiceAccountKeys() []string {
 	}
 	slices.Sort(keys)
 	return slices.Compact(keys)
+}
+
+// ExchangeConsent says whether a listing by the ServiceAccount
+// account (`<namespace>/<name>`) of the Kubernetes service account in
+// namespace kubeNamespace, whose AnnotationTokenExchangeFor value is
+// annotation, counts: always within one namespace, across namespaces only
+// when the annotation names the account.
+func ExchangeConsent(account, kubeNamespace, annotation string) bool {
+	ns, _, _ := strings.Cut(account, "/")
+	if ns == kubeNamespace {
+		return true
+	}
+	for _, a := range strings.Split(annotation, ",") {
+		if strings.TrimSpace(a) == account {
+			return true
+		}
+	}
+	return false
 }
 
 // EffectiveClientID is the account's OAuth2 client id: spec.clientID, else

@@ -8,6 +8,9 @@
 package kubeuser
 
 import (
+	"bytes"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/url"
@@ -177,9 +180,13 @@ type Policy struct {
 
 // ConfigFor is the AuthenticationConfiguration under which kube-apiserver
 // accepts the tokens of policy p that carry one of is.Audiences (is.URL is
-// p's issuer). Errors: invalid Names; an issuer that is not https (the JWT
-// authenticator fetches discovery over https only); an audience the
-// policy's tokens can never carry.
+// p's issuer). Errors: invalid Names; an issuer or discovery URL that is not
+// https (the JWT authenticator fetches discovery over https only,
+// k8s.io/apiserver's validation refuses anything else); a discovery URL equal
+// to the issuer; a certificate authority that is not PEM certificates; an
+// audience the policy's tokens can never carry; the policy's first audience,
+// which /token grants when a client names none, so every ordinary token of
+// the policy would also be a Kubernetes credential.
 func (n Names) ConfigFor(p Policy, is Issuer) (apiserverv1.AuthenticationConfiguration, error) {
 	if err := n.Validate(); err != nil {
 		return apiserverv1.AuthenticationConfiguration{}, err
@@ -192,12 +199,48 @@ func (n Names) ConfigFor(p Policy, is Issuer) (apiserverv1.AuthenticationConfigu
 	}
 	for _, a := range is.Audiences {
 		if !slices.Contains(p.Audiences, a) {
-			return apiserverv1.AuthenticationConfiguration{}, fmt.Errorf("audience %q is not one of TokenPolicy %s/%s's audiences (%s): its tokens could never carry it",
+			return apiserverv1.AuthenticationConfiguration{}, fmt.Errorf("audience %q is not one of TokenPolicy %s/%s's audiences (%s): its tokens could never carry it; add it to the policy's spec.audiences",
 				a, p.Namespace, p.Name, strings.Join(p.Audiences, ", "))
 		}
+		if len(p.Audiences) > 0 && a == p.Audiences[0] {
+			return apiserverv1.AuthenticationConfiguration{}, fmt.Errorf("audience %q is TokenPolicy %s/%s's first audience, which /token grants when a client names none: every ordinary token of the policy would be a Kubernetes credential; add an audience only kube-apiserver accepts (such as %q) to spec.audiences, after the first",
+				a, p.Namespace, p.Name, "https://kubernetes.default.svc")
+		}
+	}
+	if is.DiscoveryURL != "" {
+		u, err := url.Parse(is.DiscoveryURL)
+		switch {
+		case err != nil || u.Scheme != "https" || u.Host == "":
+			return apiserverv1.AuthenticationConfiguration{}, fmt.Errorf("discovery URL %q must be an https URL: kube-apiserver fetches discovery over https only", is.DiscoveryURL)
+		case strings.TrimSuffix(is.DiscoveryURL, "/") == strings.TrimSuffix(p.Issuer, "/"):
+			return apiserverv1.AuthenticationConfiguration{}, fmt.Errorf("discovery URL %q is the issuer: leave it out, or give the full URL of the discovery document (ending in /.well-known/openid-configuration)", is.DiscoveryURL)
+		}
+	}
+	if is.CertificateAuthority != "" && !onlyCertificates([]byte(is.CertificateAuthority)) {
+		return apiserverv1.AuthenticationConfiguration{}, errors.New("the certificate authority is not a PEM bundle of certificates")
 	}
 	is.URL = p.Issuer
 	return n.AuthenticationConfiguration(is), nil
+}
+
+// onlyCertificates reports whether b is one or more PEM certificates and
+// nothing else.
+func onlyCertificates(b []byte) bool {
+	n := 0
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			return n > 0 && len(bytes.TrimSpace(b)) == 0
+		}
+		if blk.Type != "CERTIFICATE" {
+			return false
+		}
+		if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
+			return false
+		}
+		n++
+	}
 }
 
 // AuthenticationConfiguration is the whole file for kube-apiserver's

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+
+	"github.com/authframework/authframework/internal/certs/certstest"
 )
 
 func TestValidate(t *testing.T) {
@@ -62,6 +64,7 @@ func TestJWTAuthenticatorMapsTheSameNames(t *testing.T) {
 }
 
 func TestConfigFor(t *testing.T) {
+	caPEM := certstest.NewCA(t, "discovery").CertPEM
 	policy := func(issuer string) Policy {
 		return Policy{Namespace: "team", Name: "orders", Issuer: issuer, Audiences: []string{"orders-api", "https://kubernetes.default.svc", "kube-b"}}
 	}
@@ -72,17 +75,29 @@ func TestConfigFor(t *testing.T) {
 		p         Policy
 		audiences []string
 		wantErr   string
+		discovery string
+		ca        string
 	}{
-		{"one audience", DefaultNames, policy(https), []string{"https://kubernetes.default.svc"}, ""},
-		{"two audiences", DefaultNames, policy(https), []string{"https://kubernetes.default.svc", "kube-b"}, ""},
-		{"no audience", DefaultNames, policy(https), nil, "name the audiences"},
-		{"http issuer", DefaultNames, policy("http://127.0.0.1:8080/issuers/team/orders"), []string{"kube-b"}, "needs an https issuer"},
-		{"audience the policy lacks", DefaultNames, policy(https), []string{"https://other"}, `audience "https://other" is not one of TokenPolicy team/orders's audiences`},
-		{"empty groups prefix", Names{UsernamePrefix: "a:"}, policy(https), []string{"kube-b"}, "groups prefix"},
+		{"one audience", DefaultNames, policy(https), []string{"https://kubernetes.default.svc"}, "", "", ""},
+		{"two audiences", DefaultNames, policy(https), []string{"https://kubernetes.default.svc", "kube-b"}, "", "", ""},
+		{"no audience", DefaultNames, policy(https), nil, "name the audiences", "", ""},
+		{"http issuer", DefaultNames, policy("http://127.0.0.1:8080/issuers/team/orders"), []string{"kube-b"}, "needs an https issuer", "", ""},
+		{"audience the policy lacks", DefaultNames, policy(https), []string{"https://other"}, `audience "https://other" is not one of TokenPolicy team/orders's audiences`, "", ""},
+		{"empty groups prefix", Names{UsernamePrefix: "a:"}, policy(https), []string{"kube-b"}, "groups prefix", "", ""},
+		{"the policy's first audience", DefaultNames, policy(https), []string{"orders-api"}, "first audience", "", ""},
+		{"an in-cluster discovery URL", DefaultNames, policy(https), []string{"kube-b"}, "", "https://auth.authframework-system.svc/issuers/team/orders/.well-known/openid-configuration", ""},
+		{"an http discovery URL", DefaultNames, policy(https), []string{"kube-b"}, "must be an https URL", "http://auth.authframework-system.svc/issuers/team/orders/.well-known/openid-configuration", ""},
+		{"the issuer as discovery URL", DefaultNames, policy(https), []string{"kube-b"}, "is the issuer", https + "/", ""},
+		{"a CA that is not PEM", DefaultNames, policy(https), []string{"kube-b"}, "not a PEM bundle", "", "vm\n"},
+		{"a private key as CA", DefaultNames, policy(https), []string{"kube-b"}, "not a PEM bundle", "", "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			ac, err := c.names.ConfigFor(c.p, Issuer{URL: "ignored", Audiences: c.audiences, CertificateAuthority: "CA PEM"})
+			ca := string(caPEM)
+			if c.ca != "" {
+				ca = c.ca
+			}
+			ac, err := c.names.ConfigFor(c.p, Issuer{URL: "ignored", Audiences: c.audiences, CertificateAuthority: ca, DiscoveryURL: c.discovery})
 			if c.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 					t.Fatalf("error %v, want %q", err, c.wantErr)
@@ -96,7 +111,8 @@ func TestConfigFor(t *testing.T) {
 				t.Fatalf("config %+v", ac)
 			}
 			is := ac.JWT[0].Issuer
-			if is.URL != https || strings.Join(is.Audiences, ",") != strings.Join(c.audiences, ",") || is.CertificateAuthority != "CA PEM" {
+			if is.URL != https || strings.Join(is.Audiences, ",") != strings.Join(c.audiences, ",") || is.CertificateAuthority != string(caPEM) ||
+				(is.DiscoveryURL == nil) != (c.discovery == "") || is.DiscoveryURL != nil && *is.DiscoveryURL != c.discovery {
 				t.Errorf("issuer %+v", is)
 			}
 			if (len(c.audiences) > 1) != (is.AudienceMatchPolicy == "MatchAny") {

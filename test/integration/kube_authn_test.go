@@ -82,7 +82,7 @@ func TestKubeAPIServerAuthenticatesOurTokens(t *testing.T) {
 	// Role configmap-reader.
 	policy := types.NamespacedName{Namespace: ns, Name: "kube"}
 	if err := k8sClient.Create(ctx, &authv1alpha1.TokenPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: policy.Name},
-		Spec: authv1alpha1.TokenPolicySpec{Issuer: issuerBase + serverapi.IssuerPath(ns, policy.Name), Audiences: []string{kubeAudience, "orders-api"}}}); err != nil {
+		Spec: authv1alpha1.TokenPolicySpec{Issuer: issuerBase + serverapi.IssuerPath(ns, policy.Name), Audiences: []string{"orders-api", kubeAudience}}}); err != nil {
 		t.Fatal(err)
 	}
 	createRole(t, ns, "configmap-reader", "configmaps:read")

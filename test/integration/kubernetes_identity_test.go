@@ -67,6 +67,19 @@ func createKubernetesServiceAccount(t *testing.T, ns, name string) {
 // warning that clears when it is created, and one listed by two accounts
 // is a conflict on both that clears when one lets go. None of it keeps the
 // account from being Ready.
+// consent annotates the Kubernetes service account ns/name with its
+// namespace's consent to token exchange by the accounts named.
+func consent(t *testing.T, ns, name, accounts string) {
+	t.Helper()
+	ksa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	testenv.Update(t, k8sClient, ksa, func() {
+		if ksa.Annotations == nil {
+			ksa.Annotations = map[string]string{}
+		}
+		ksa.Annotations[authv1alpha1.AnnotationTokenExchangeFor] = accounts
+	})
+}
+
 func TestKubernetesServiceAccountsStatus(t *testing.T) {
 	ctx := context.Background()
 	ns, policy := accountFixture(t)
@@ -96,12 +109,16 @@ func TestKubernetesServiceAccountsStatus(t *testing.T) {
 	})
 
 	// Created later: the watch on core ServiceAccounts brings the account
-	// back without any change to it.
+	// back without any change to it — as NotPermitted, for it is another
+	// namespace's, which has not consented.
 	createKubernetesServiceAccount(t, batch, "worker")
-	waitKubernetesState(t, sync, "worker created", authv1alpha1.ReasonKubernetesServiceAccountsMapped, batch+"/worker=Mapped", ns+"/api=Mapped")
+	waitKubernetesState(t, sync, "worker created", authv1alpha1.ReasonKubernetesServiceAccountNotPermitted, batch+"/worker=NotPermitted", ns+"/api=Mapped")
+	// Its namespace consents with the annotation: Mapped.
+	consent(t, batch, "worker", sync.String())
+	waitKubernetesState(t, sync, "worker consented", authv1alpha1.ReasonKubernetesServiceAccountsMapped, batch+"/worker=Mapped", ns+"/api=Mapped")
 
-	// Another account, in another namespace, lists the same one: both show
-	// the conflict and name each other.
+	// An account of the worker's own namespace lists it too: both show the
+	// conflict and name each other.
 	other := types.NamespacedName{Namespace: batch, Name: "other"}
 	if err := k8sClient.Create(ctx, &authv1alpha1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: batch, Name: other.Name},
 		Spec: authv1alpha1.ServiceAccountSpec{TokenPolicyRef: authv1alpha1.LocalRef{Name: "none"},
@@ -129,11 +146,17 @@ func TestKubernetesServiceAccountsStatus(t *testing.T) {
 	testenv.Update(t, k8sClient, o, func() { o.Spec.KubernetesServiceAccounts = []authv1alpha1.KubernetesServiceAccountRef{{Name: "cron"}} })
 	waitKubernetesState(t, sync, "conflict cleared by a spec change", authv1alpha1.ReasonKubernetesServiceAccountsMapped, batch+"/worker=Mapped", ns+"/api=Mapped")
 
-	// Listed again, then the other account deleted: cleared again.
+	// The other lists ns/api, without ns's consent: it maps nothing, and
+	// the first account, in api's own namespace, sees no conflict — another
+	// tenant cannot switch off its exchanges.
 	o = getAccount(t, other)
 	testenv.Update(t, k8sClient, o, func() {
 		o.Spec.KubernetesServiceAccounts = []authv1alpha1.KubernetesServiceAccountRef{{Namespace: ns, Name: "api"}}
 	})
+	waitKubernetesState(t, other, "api not permitted", authv1alpha1.ReasonKubernetesServiceAccountNotPermitted, ns+"/api=NotPermitted")
+	waitKubernetesState(t, sync, "no conflict without consent", authv1alpha1.ReasonKubernetesServiceAccountsMapped, batch+"/worker=Mapped", ns+"/api=Mapped")
+	// With ns's consent it counts, and conflicts; deleting the other clears it.
+	consent(t, ns, "api", other.String())
 	waitKubernetesState(t, sync, "conflict on api", authv1alpha1.ReasonKubernetesServiceAccountConflict, batch+"/worker=Mapped", ns+"/api=Conflict+"+batch+"/other")
 	if err := k8sClient.Delete(ctx, o); err != nil {
 		t.Fatal(err)

@@ -92,6 +92,7 @@ func listingAccount(t *testing.T, ns, name string, roles []string, kubeSAs ...st
 func TestTokenExchangeWithKubernetes(t *testing.T) {
 	ctx := t.Context()
 	ns, _ := accountFixture(t)
+	tenantB, _ := accountFixture(t)
 	createRole(t, ns, "orders-reader", "orders:read")
 	kubeServiceAccounts(t, ns, "stock-sync", "shared", "nobody")
 	listingAccount(t, ns, "stock-sync", []string{"orders-reader"}, "stock-sync")
@@ -102,7 +103,7 @@ func TestTokenExchangeWithKubernetes(t *testing.T) {
 	// tokens, so the test can move it past the TokenReview cache's TTL and
 	// the subject tokens' expiry.
 	clk := clocktesting.NewFakeClock(time.Now())
-	srv := testenv.StartAuthServer(t, ctx, cfg, scheme, auth.ProcessOptions{Namespaces: []string{ns}, RevocationNamespace: ns,
+	srv := testenv.StartAuthServer(t, ctx, cfg, scheme, auth.ProcessOptions{Namespaces: []string{ns, tenantB}, RevocationNamespace: ns,
 		Server: auth.Options{Clock: clk, TokenExchange: auth.TokenExchange{Audience: exchangeAudience, CacheTTL: 10 * time.Second}}})
 
 	createToken := func(sa string, args ...string) string {
@@ -146,6 +147,43 @@ func TestTokenExchangeWithKubernetes(t *testing.T) {
 	if code := validate(got.AccessToken); code != 200 {
 		t.Errorf("/validate of the exchanged token: %d", code)
 	}
+
+	// Another tenant lists stock-sync: without the consent of stock-sync's
+	// namespace its listing maps nothing and takes nothing away.
+	thief := &authv1alpha1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: tenantB, Name: "thief"},
+		Spec: authv1alpha1.ServiceAccountSpec{TokenPolicyRef: authv1alpha1.LocalRef{Name: "orders"},
+			KubernetesServiceAccounts: []authv1alpha1.KubernetesServiceAccountRef{{Namespace: ns, Name: "stock-sync"}}}}
+	if err := k8sClient.Create(ctx, thief); err != nil {
+		t.Fatal(err)
+	}
+	waitAccount(t, client.ObjectKeyFromObject(thief), "thief not permitted", func(sa *authv1alpha1.ServiceAccount) error {
+		if len(sa.Status.KubernetesServiceAccounts) != 1 || sa.Status.KubernetesServiceAccounts[0].State != authv1alpha1.KubernetesServiceAccountNotPermitted {
+			return fmt.Errorf("status %+v", sa.Status.KubernetesServiceAccounts)
+		}
+		return ready(sa)
+	})
+	if got := exchange(t, srv.URL, sub); got.status != 200 {
+		t.Fatalf("an unconsented listing in another namespace disturbed the exchange: %d %s", got.status, got.ErrorDescription)
+	}
+	// The namespace consents: two accounts map stock-sync, and exchanges
+	// are refused until one lets go.
+	ksa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "stock-sync"}}
+	testenv.Update(t, k8sClient, ksa, func() {
+		ksa.Annotations = map[string]string{authv1alpha1.AnnotationTokenExchangeFor: tenantB + "/thief"}
+	})
+	testenv.Eventually(t, "a consented second listing conflicts", func() error {
+		if got := exchange(t, srv.URL, sub); got.status != 400 || !strings.Contains(got.ErrorDescription, "listed by 2") {
+			return fmt.Errorf("%d %s", got.status, got.ErrorDescription)
+		}
+		return nil
+	})
+	testenv.Update(t, k8sClient, ksa, func() { delete(ksa.Annotations, authv1alpha1.AnnotationTokenExchangeFor) })
+	testenv.Eventually(t, "consent withdrawn", func() error {
+		if got := exchange(t, srv.URL, sub); got.status != 200 {
+			return fmt.Errorf("%d %s", got.status, got.ErrorDescription)
+		}
+		return nil
+	})
 
 	// A pod-bound token: the claim names the pod, and once the pod is
 	// deleted the API server refuses the token (after our cache's TTL).

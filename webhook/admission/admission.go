@@ -159,11 +159,19 @@ func (v *ServiceAccountValidator) kubernetesServiceAccounts(ctx context.Context,
 			continue
 		}
 		seen[key] = true
-		switch err := v.Reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: ref.Name}, &corev1.ServiceAccount{}); {
+		var ksa corev1.ServiceAccount
+		switch err := v.Reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: ref.Name}, &ksa); {
 		case apierrors.IsNotFound(err):
 			warnings = append(warnings, fmt.Sprintf("%s: Kubernetes ServiceAccount %s does not exist; its tokens are exchanged for this account's once it is created", path, key))
 		case err != nil:
 			return nil, nil, err
+		}
+		consent := ksa.Annotations[authv1alpha1.AnnotationTokenExchangeFor]
+		self := sa.Namespace + "/" + sa.Name
+		if !authv1alpha1.ExchangeConsent(self, ns, consent) {
+			warnings = append(warnings, fmt.Sprintf("%s: Kubernetes ServiceAccount %s is in another namespace; its tokens map to this account only once it carries the annotation %s=%s",
+				path, key, authv1alpha1.AnnotationTokenExchangeFor, self))
+			continue
 		}
 		var others authv1alpha1.ServiceAccountList
 		if err := v.Reader.List(ctx, &others, client.MatchingFields{authv1alpha1.IndexKubernetesServiceAccounts: key}); err != nil {
@@ -171,8 +179,9 @@ func (v *ServiceAccountValidator) kubernetesServiceAccounts(ctx context.Context,
 		}
 		var names []string
 		for _, o := range others.Items {
-			if o.Namespace != sa.Namespace || o.Name != sa.Name {
-				names = append(names, o.Namespace+"/"+o.Name)
+			other := o.Namespace + "/" + o.Name
+			if other != self && authv1alpha1.ExchangeConsent(other, ns, consent) {
+				names = append(names, other)
 			}
 		}
 		if len(names) > 0 {

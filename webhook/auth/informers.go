@@ -177,10 +177,31 @@ func (f *Feed) setAccount(o any) {
 		a.RevokeTokensIssuedBefore = sa.Spec.RevokeTokensIssuedBefore.Time
 	}
 	if sa.DeletionTimestamp == nil {
-		// An account on its way out maps no one, as its controller reports.
-		a.KubernetesServiceAccounts = sa.KubernetesServiceAccountKeys()
+		a.KubernetesServiceAccounts = exchangeListings(sa)
 	}
 	f.store.SetAccount(a)
+}
+
+// exchangeListings are the Kubernetes service accounts whose tokens the
+// account's listing maps: listed in spec, and found by the controller
+// (status) to count — Mapped, or Conflict, which the exchange refuses as
+// listed twice. A listing the controller has not judged yet, or found
+// NotPermitted (another namespace without consent) or NotFound, maps no
+// one. An account on its way out maps no one, as its controller reports.
+func exchangeListings(sa *authv1alpha1.ServiceAccount) []string {
+	counts := map[string]bool{}
+	for _, e := range sa.Status.KubernetesServiceAccounts {
+		if e.State == authv1alpha1.KubernetesServiceAccountMapped || e.State == authv1alpha1.KubernetesServiceAccountConflict {
+			counts[authv1alpha1.KubernetesServiceAccountKey(e.Namespace, e.Name)] = true
+		}
+	}
+	var out []string
+	for _, k := range sa.KubernetesServiceAccountKeys() {
+		if counts[k] {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 func (f *Feed) setRole(o any) {
