@@ -3,6 +3,9 @@
 //	authframework manager   runs the controllers (leader-elected).
 //
 //	authframework server    runs the auth server.
+//
+//	authframework kube-authn-config  prints kube-apiserver's
+//	                        --authentication-config for a TokenPolicy.
 package main
 
 import (
@@ -37,6 +40,8 @@ const usage = `authframework — a Kubernetes-native token authority for machine
 Usage:
   authframework manager [flags]   run the controllers
   authframework server [flags]    run the auth server (token endpoint, /validate, discovery)
+  authframework kube-authn-config --namespace NS --policy NAME --audience AUD [flags]
+                                  print kube-apiserver's --authentication-config for a TokenPolicy
   authframework help              show this help
 
 Run "authframework manager -h" or "authframework server -h" for their flags.
@@ -61,6 +66,8 @@ func run(args []string, stderr io.Writer) error {
 		return runManager(args[1:], stderr)
 	case "server":
 		return runServer(args[1:], stderr)
+	case "kube-authn-config":
+		return runKubeAuthnConfig(args[1:], os.Stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stderr, usage)
 		return nil
@@ -101,6 +108,7 @@ func (o *managerOptions) bind(fs *flag.FlagSet) {
 	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "ServiceAccounts reconciled in parallel.")
 	fs.StringVar(&o.serverRBAC.ReadClusterRole, "server-cluster-role", "authframework-server", "ClusterRole the operator binds to each AuthServer's ServiceAccount where its pods read (policies, accounts, roles, Secrets); empty: bind nothing and grant the pods yourself.")
 	fs.StringVar(&o.serverRBAC.RevocationsClusterRole, "server-revocations-cluster-role", "authframework-server-revocations", "ClusterRole the operator binds in each AuthServer's namespace for its revocation ConfigMaps.")
+	fs.StringVar(&o.serverRBAC.TokenReviewClusterRole, "server-tokenreview-cluster-role", "", "ClusterRole (create on tokenreviews) the operator binds to the ServiceAccount of each AuthServer with spec.tokenExchange, so its pods can verify Kubernetes service-account tokens; empty (the default): token exchange is not granted. The install must give the operator bind on it (Helm: tokenExchange.enabled=true; kustomize: config/tokenexchange).")
 	fs.Func("server-cluster-scope-namespaces", "Comma-separated namespaces whose AuthServers may read beyond their own namespace (default: $POD_NAMESPACE, the operator's namespace). Anyone who can create pods there can act as the server's ServiceAccount; list only namespaces cluster admins alone write to.", func(v string) error {
 		o.serverRBAC.ClusterScopeNamespaces = splitList(v)
 		return nil

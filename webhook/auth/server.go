@@ -41,9 +41,14 @@ type Options struct {
 	// Throttles bound what failing callers may cost; zero fields take
 	// DefaultThrottles.
 	Throttles Throttles
+	// StreamHeartbeat is how often the revocation stream sends a bookmark;
+	// serverapi.RevocationHeartbeatSeconds when zero.
+	StreamHeartbeat time.Duration
 	// TokenExchange enables and bounds token exchange of Kubernetes
 	// service-account tokens; off while its Audience is empty.
 	TokenExchange TokenExchange
+	// TokenReview configures TokenReviewHandler.
+	TokenReview TokenReviewOptions
 }
 
 // IdentityHeaders name the headers of a successful /validate.
@@ -77,6 +82,8 @@ type Server struct {
 	// reviews verifies token exchange subject tokens; nil when token
 	// exchange is off.
 	reviews *kubeReviews
+	// tokenReviews counts /tokenreview answers.
+	tokenReviews *prometheus.CounterVec
 	// extAuthz serves PathExtAuthz and everything under it, before the mux
 	// can clean (and redirect) the original path it carries.
 	extAuthz http.HandlerFunc
@@ -99,7 +106,7 @@ func NewServer(store *Store, opts Options) *Server {
 	opts.Throttles = opts.Throttles.withDefaults()
 	s := &Server{store: store, opts: opts, mux: http.NewServeMux(), cache: newResultCache(opts.CacheSize),
 		limits: newClientRates(opts.Throttles.Entries), auth: newAuthThrottle(opts.Throttles), guard: newTokenGuard(opts.Throttles),
-		metrics: newServerMetrics(opts.Registry)}
+		metrics: newServerMetrics(opts.Registry), tokenReviews: newTokenReviewMetrics(opts.Registry)}
 	if opts.TokenExchange.Audience != "" {
 		if opts.TokenExchange.Reviewer == nil {
 			panic("auth: TokenExchange.Audience set without a Reviewer")
@@ -111,6 +118,7 @@ func NewServer(store *Store, opts Options) *Server {
 	s.mux.HandleFunc(PathForwardAuth, s.instrument(serverapi.EndpointValidate, s.validateHandler(shapeTraefik)))
 	s.extAuthz = s.instrument(serverapi.EndpointValidate, s.validateHandler(shapeEnvoy))
 	s.mux.HandleFunc("POST "+serverapi.PathRevoke, s.instrument("revoke", s.handleRevoke))
+	s.mux.HandleFunc("GET "+serverapi.PathRevocations, s.instrument("revocations", s.handleRevocations))
 	s.mux.HandleFunc("POST "+serverapi.PathIntrospect, s.instrument("introspect", s.handleIntrospect))
 	s.mux.HandleFunc("GET "+serverapi.DiscoveryPath("{namespace}", "{policy}"), s.instrument("discovery", s.handleDiscovery))
 	s.mux.HandleFunc("GET "+serverapi.JWKSPath("{namespace}", "{policy}"), s.instrument("jwks", s.handleJWKS))
@@ -123,12 +131,7 @@ func NewServer(store *Store, opts Options) *Server {
 
 // ServeHTTP assigns a request id (echoing a sane X-Request-ID) and routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	id := r.Header.Get(HeaderRequestID)
-	if !validRequestID(id) {
-		id = newRequestID()
-		r.Header.Set(HeaderRequestID, id)
-	}
-	w.Header().Set(HeaderRequestID, id)
+	assignRequestID(w, r)
 	p := r.URL.Path
 	switch {
 	case p == PathExtAuthz || strings.HasPrefix(p, PathExtAuthz+"/") || strings.HasPrefix(p, PathExtAuthz+";"):
@@ -181,6 +184,16 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) now() time.Time { return s.opts.Clock.Now().UTC() }
+
+// assignRequestID echoes a sane X-Request-ID, or generates one.
+func assignRequestID(w http.ResponseWriter, r *http.Request) {
+	id := r.Header.Get(HeaderRequestID)
+	if !validRequestID(id) {
+		id = newRequestID()
+		r.Header.Set(HeaderRequestID, id)
+	}
+	w.Header().Set(HeaderRequestID, id)
+}
 
 func requestID(r *http.Request) string { return r.Header.Get(HeaderRequestID) }
 

@@ -5,8 +5,6 @@
 package auth
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"maps"
 	"slices"
 	"strings"
@@ -22,6 +20,7 @@ import (
 	"github.com/authframework/authframework/internal/credentials"
 	"github.com/authframework/authframework/internal/keys"
 	"github.com/authframework/authframework/internal/token"
+	"github.com/authframework/authframework/pkg/serverapi"
 )
 
 // Policy is what the server knows of one TokenPolicy.
@@ -66,8 +65,9 @@ type Account struct {
 	Verifier                 credentials.Verifier
 	HasVerifier              bool
 	// KubernetesServiceAccounts may exchange their tokens for this
-	// account's (spec.kubernetesServiceAccounts, namespaces defaulted).
-	KubernetesServiceAccounts []types.NamespacedName
+	// account's: spec.kubernetesServiceAccounts as
+	// authv1alpha1.KubernetesServiceAccountKey ("namespace/name").
+	KubernetesServiceAccounts []string
 	// generation changes whenever anything above but the verifier changes;
 	// cached validation results made for another generation are misses.
 	generation uint64
@@ -99,13 +99,15 @@ type Store struct {
 	routes    map[types.NamespacedName][]authz.Route
 	audOwner  map[string]string // audience -> namespace of its first claimant
 	// listers are the accounts listing each Kubernetes service account.
-	listers map[types.NamespacedName][]types.NamespacedName
+	listers map[string][]types.NamespacedName
 	ready   atomic.Bool
 	// version counts changes to policies and their keys: what a signature
 	// check depends on.
 	version atomic.Uint64
 	// generations numbers account versions (see Account.generation).
 	generations uint64
+	// stream feeds the revocation stream (stream.go).
+	stream streamState
 }
 
 // NewStore returns an empty store whose verifiers use clk.
@@ -123,7 +125,8 @@ func NewStore(clk clock.PassiveClock) *Store {
 		revoked:   map[string]time.Time{},
 		routes:    map[types.NamespacedName][]authz.Route{},
 		audOwner:  map[string]string{},
-		listers:   map[types.NamespacedName][]types.NamespacedName{},
+		listers:   map[string][]types.NamespacedName{},
+		stream:    newStreamState(),
 	}
 }
 
@@ -212,7 +215,8 @@ func (s *Store) SetKeys(policy types.NamespacedName, owner types.UID, ks []keys.
 // published when status says so and its material is at hand.
 func (s *Store) rebuildPolicy(key types.NamespacedName) {
 	defer s.version.Add(1)
-	if old, ok := s.policies[key]; ok {
+	old := s.policies[key]
+	if old != nil {
 		for kid := range old.Published {
 			delete(s.byKid, kid)
 		}
@@ -220,6 +224,7 @@ func (s *Store) rebuildPolicy(key types.NamespacedName) {
 	src, ok := s.policySrc[key]
 	if !ok {
 		delete(s.policies, key)
+		s.keyEvents(key, old, nil)
 		return
 	}
 	p := src.Policy
@@ -239,6 +244,7 @@ func (s *Store) rebuildPolicy(key types.NamespacedName) {
 	}
 	p.verifier = p.buildVerifier(s.clock)
 	s.policies[key] = &p
+	s.keyEvents(key, old, &p)
 }
 
 // SetAccount records a ServiceAccount.
@@ -256,6 +262,7 @@ func (s *Store) SetAccount(a Account) {
 		a.generation = s.generations
 	}
 	s.accounts[a.Key] = &a
+	s.accountEvents(old, &a)
 	if had {
 		s.unlist(old)
 	}
@@ -283,6 +290,7 @@ func (s *Store) DeleteAccount(key types.NamespacedName) {
 	old, had := s.accounts[key]
 	delete(s.accounts, key)
 	if had {
+		s.accountEvents(old, nil)
 		s.unlist(old)
 		s.claimants[old.ClientID] = slices.DeleteFunc(s.claimants[old.ClientID], func(k types.NamespacedName) bool { return k == key })
 		s.electClient(old.ClientID)
@@ -309,8 +317,9 @@ type Listing struct {
 }
 
 // Listers returns every account whose spec.kubernetesServiceAccounts names
-// the Kubernetes service account k, ordered by namespace/name.
-func (s *Store) Listers(k types.NamespacedName) []Listing {
+// the Kubernetes service account k (authv1alpha1.KubernetesServiceAccountKey),
+// ordered by namespace/name.
+func (s *Store) Listers(k string) []Listing {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	keys := slices.Clone(s.listers[k])
@@ -429,8 +438,7 @@ func (s *Store) Routes(a *Account) []authz.Route {
 // token of its own carrying another tenant's jti; keyed by jti alone, its
 // revocation would revoke the other tenant's token.
 func RevocationKey(policy types.NamespacedName, jti string) string {
-	sum := sha256.Sum256([]byte(policy.Namespace + "/" + policy.Name + "\x00" + jti))
-	return hex.EncodeToString(sum[:16])
+	return serverapi.RevocationKey(policy.Namespace, policy.Name, jti)
 }
 
 // SetRevoked records revocations (key -> when the token expires anyway) and
@@ -445,6 +453,7 @@ func (s *Store) SetRevoked(add map[string]time.Time, remove []string) {
 	for key, exp := range add {
 		if old, ok := s.revoked[key]; !ok || exp.After(old) {
 			s.revoked[key] = exp
+			s.revocationEvent(key, exp)
 		}
 	}
 }
