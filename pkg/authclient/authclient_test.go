@@ -105,44 +105,6 @@ func TestDelay(t *testing.T) {
 	}
 }
 
-// kubeletDir writes files into dir as kubelet's atomic writer does for a
-// Secret volume: a new `..<timestamp>` directory, the `..data` symlink
-// swapped to it by a rename, the visible names as symlinks through
-// `..data`, and the previous timestamped directory removed.
-func kubeletDir(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	old, _ := os.Readlink(filepath.Join(dir, "..data"))
-	ts, err := os.MkdirTemp(dir, "..2026_03_01_12_00_00.")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(ts, name), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	tmp := filepath.Join(dir, "..data_tmp")
-	if err := os.Symlink(filepath.Base(ts), tmp); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
-		t.Fatal(err)
-	}
-	for name := range files {
-		link := filepath.Join(dir, name)
-		if _, err := os.Lstat(link); err != nil {
-			if err := os.Symlink(filepath.Join("..data", name), link); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if old != "" {
-		if err := os.RemoveAll(filepath.Join(dir, old)); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // fixture is an issuer on a fake clock with one client whose credentials
 // are mounted kubelet-style.
 type fixture struct {
@@ -156,7 +118,7 @@ func newFixture(t *testing.T) *fixture {
 	f.iss = issuertest.New(t, issuertest.Options{Audiences: []string{"orders-api", "billing-api"}, Clock: f.clk})
 	f.iss.AddClient(issuertest.Client{ID: "team.billing", Secrets: []string{"s1"},
 		Identity: issuertest.Identity{Permissions: []string{"orders:read", "orders:write"}}})
-	kubeletDir(t, f.dir, map[string]string{ClientIDFile: "team.billing", ClientSecretFile: "s1"})
+	issuertest.WriteSecretVolume(t, f.dir, map[string]string{ClientIDFile: "team.billing", ClientSecretFile: "s1"})
 	return f
 }
 
@@ -266,8 +228,8 @@ func TestKubeletSwapIsPickedUp(t *testing.T) {
 	f.jti(t, src)
 
 	f.iss.SetSecrets(t, "team.billing", "s2")
-	kubeletDir(t, f.dir, map[string]string{ClientIDFile: "team.billing", ClientSecretFile: "s2"})
-	if entries, _ := filepath.Glob(filepath.Join(f.dir, "..2026_*")); len(entries) != 1 {
+	issuertest.WriteSecretVolume(t, f.dir, map[string]string{ClientIDFile: "team.billing", ClientSecretFile: "s2"})
+	if entries, _ := filepath.Glob(filepath.Join(f.dir, "..[0-9]*")); len(entries) != 1 {
 		t.Fatalf("the layout keeps %d timestamped directories", len(entries))
 	}
 	f.clk.Step(10 * time.Minute)
@@ -285,7 +247,9 @@ func TestInvalidClientRereads(t *testing.T) {
 	f.iss.SetSecrets(t, "team.billing", "s2")
 	var once sync.Once
 	swap := roundTripperFunc(func(r *http.Request) (*http.Response, error) {
-		once.Do(func() { kubeletDir(t, f.dir, map[string]string{ClientIDFile: "team.billing", ClientSecretFile: "s2"}) })
+		once.Do(func() {
+			issuertest.WriteSecretVolume(t, f.dir, map[string]string{ClientIDFile: "team.billing", ClientSecretFile: "s2"})
+		})
 		return http.DefaultTransport.RoundTrip(r)
 	})
 	src := f.source(Options{HTTPClient: &http.Client{Transport: swap}, Retry: Retry{Attempts: 1}})
@@ -475,7 +439,7 @@ func TestTokenFile(t *testing.T) {
 	iss := issuertest.New(t, issuertest.Options{Clock: clk})
 	dir := t.TempDir()
 	one := iss.Mint(t, issuertest.Identity{})
-	kubeletDir(t, dir, map[string]string{TokenFileName: one + "\n"})
+	issuertest.WriteSecretVolume(t, dir, map[string]string{TokenFileName: one + "\n"})
 	src := TokenFile(filepath.Join(dir, TokenFileName), Options{Clock: clk})
 	tok, err := src.Token()
 	if err != nil || tok.AccessToken != one || !tok.Expiry.Equal(epoch.Add(10*time.Minute)) {
@@ -483,7 +447,7 @@ func TestTokenFile(t *testing.T) {
 	}
 	// The operator re-mints; kubelet writes it.
 	two := iss.Mint(t, issuertest.Identity{})
-	kubeletDir(t, dir, map[string]string{TokenFileName: two})
+	issuertest.WriteSecretVolume(t, dir, map[string]string{TokenFileName: two})
 	clk.Step(59 * time.Second)
 	if tok, _ := src.Token(); tok.AccessToken != one {
 		t.Fatal("read again before a minute")
@@ -494,7 +458,7 @@ func TestTokenFile(t *testing.T) {
 	}
 	// After a 401, Refresh reads at once.
 	three := iss.Mint(t, issuertest.Identity{})
-	kubeletDir(t, dir, map[string]string{TokenFileName: three})
+	issuertest.WriteSecretVolume(t, dir, map[string]string{TokenFileName: three})
 	if tok, err := src.Refresh(context.Background(), &oauth2.Token{AccessToken: two}); err != nil || tok.AccessToken != three {
 		t.Fatalf("Refresh: %v", err)
 	}
@@ -521,10 +485,10 @@ func TestTokenExchange(t *testing.T) {
 	iss.AddClient(issuertest.Client{ID: "team.jobs", Identity: issuertest.Identity{Permissions: []string{"orders:read"}}})
 	iss.AddSubjectToken("projected-2", "team.jobs")
 	dir := t.TempDir()
-	kubeletDir(t, dir, map[string]string{"token": "projected-1"})
+	issuertest.WriteSecretVolume(t, dir, map[string]string{"token": "projected-1"})
 	var once sync.Once
 	swap := roundTripperFunc(func(r *http.Request) (*http.Response, error) {
-		once.Do(func() { kubeletDir(t, dir, map[string]string{"token": "projected-2"}) })
+		once.Do(func() { issuertest.WriteSecretVolume(t, dir, map[string]string{"token": "projected-2"}) })
 		return http.DefaultTransport.RoundTrip(r)
 	})
 	src := TokenExchange(iss.TokenURL(), filepath.Join(dir, "token"), Options{Clock: clk, HTTPClient: &http.Client{Transport: swap}})

@@ -12,49 +12,13 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/utils/clock"
+
 	"github.com/authframework/authframework/internal/authz"
 	"github.com/authframework/authframework/internal/keys"
+	"github.com/authframework/authframework/internal/revstream"
 	"github.com/authframework/authframework/pkg/serverapi"
 )
-
-// discovery is the real server's OIDC discovery document (its fields and
-// values), for validators such as go-oidc.
-type discovery struct {
-	Issuer                            string   `json:"issuer"`
-	JWKSURI                           string   `json:"jwks_uri"`
-	TokenEndpoint                     string   `json:"token_endpoint"`
-	RevocationEndpoint                string   `json:"revocation_endpoint"`
-	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
-	GrantTypesSupported               []string `json:"grant_types_supported"`
-	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
-	ResponseTypesSupported            []string `json:"response_types_supported"`
-	SubjectTypesSupported             []string `json:"subject_types_supported"`
-	IDTokenSigningAlgValuesSupported  []string `json:"id_token_signing_alg_values_supported"`
-}
-
-// tokenResponse is RFC 6749 §5.1 (and RFC 8693 §2.2.1 for an exchange).
-type tokenResponse struct {
-	AccessToken     string `json:"access_token"`
-	TokenType       string `json:"token_type"`
-	ExpiresIn       int    `json:"expires_in"`
-	Scope           string `json:"scope,omitempty"`
-	IssuedTokenType string `json:"issued_token_type,omitempty"`
-}
-
-// introspection is RFC 7662 §2.2.
-type introspection struct {
-	Active    bool     `json:"active"`
-	Scope     string   `json:"scope,omitempty"`
-	ClientID  string   `json:"client_id,omitempty"`
-	TokenType string   `json:"token_type,omitempty"`
-	Exp       int64    `json:"exp,omitempty"`
-	Iat       int64    `json:"iat,omitempty"`
-	Sub       string   `json:"sub,omitempty"`
-	Aud       []string `json:"aud,omitempty"`
-	Iss       string   `json:"iss,omitempty"`
-	Jti       string   `json:"jti,omitempty"`
-	Namespace string   `json:"namespace,omitempty"`
-}
 
 func (is *Issuer) handler() http.Handler {
 	mux := http.NewServeMux()
@@ -64,6 +28,7 @@ func (is *Issuer) handler() http.Handler {
 	mux.HandleFunc("POST "+serverapi.PathToken, is.handleToken)
 	mux.HandleFunc("POST "+serverapi.PathIntrospect, is.handleIntrospect)
 	mux.HandleFunc("POST "+serverapi.PathRevoke, is.handleRevoke)
+	mux.HandleFunc("GET "+serverapi.PathRevocations, is.handleRevocations)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if is.injected(w, r) {
 			return
@@ -124,7 +89,7 @@ func (is *Issuer) handleDiscovery(w http.ResponseWriter, _ *http.Request) {
 	is.mu.Unlock()
 	base := is.BaseURL()
 	w.Header().Set("Cache-Control", is.cacheControl())
-	writeJSON(w, http.StatusOK, discovery{
+	writeJSON(w, http.StatusOK, serverapi.Discovery{
 		Issuer: is.URL(), JWKSURI: is.JWKSURL(), TokenEndpoint: base + serverapi.PathToken,
 		RevocationEndpoint: base + serverapi.PathRevoke, IntrospectionEndpoint: base + serverapi.PathIntrospect,
 		GrantTypesSupported:               []string{"client_credentials"},
@@ -240,7 +205,7 @@ func (is *Issuer) handleToken(w http.ResponseWriter, r *http.Request) {
 		is.oauthError(w, http.StatusInternalServerError, "server_error", "the token could not be issued")
 		return
 	}
-	resp := tokenResponse{AccessToken: raw, TokenType: "Bearer", ExpiresIn: int(is.opts.TTL / time.Second), Scope: strings.Join(perms, " ")}
+	resp := serverapi.TokenResponse{AccessToken: raw, TokenType: "Bearer", ExpiresIn: int(is.opts.TTL / time.Second), Scope: strings.Join(perms, " ")}
 	if exchanged {
 		resp.IssuedTokenType = serverapi.TokenTypeAccessToken
 	}
@@ -264,13 +229,64 @@ func (is *Issuer) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	c, err := is.verify(raw)
 	if err != nil {
-		writeJSON(w, http.StatusOK, introspection{Active: false})
+		writeJSON(w, http.StatusOK, serverapi.Introspection{Active: false})
 		return
 	}
-	writeJSON(w, http.StatusOK, introspection{
+	out := serverapi.Introspection{
 		Active: true, Scope: c.Scope, ClientID: c.ClientID, TokenType: "Bearer", Exp: c.Expiry.Time().Unix(),
 		Iat: c.IssuedAt.Time().Unix(), Sub: c.Subject, Aud: c.Audience, Iss: c.Issuer, Jti: c.ID, Namespace: c.Namespace,
-	})
+	}
+	if c.NotBefore != nil {
+		out.Nbf = c.NotBefore.Time().Unix()
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// handleRevocations serves the revocation stream (serverapi.PathRevocations)
+// with the server's core to a caller presenting a valid token of this
+// issuer, until that token expires.
+func (is *Issuer) handleRevocations(w http.ResponseWriter, r *http.Request) {
+	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	c, err := is.verify(raw)
+	if !ok || err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="authframework", error="invalid_token"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]any{
+			"error":      map[string]string{"code": "invalid_token", "message": "the revocation stream takes a valid access token of this issuer"},
+			"request_id": "issuertest", "timestamp": is.opts.Clock.Now().UTC().Format(time.RFC3339),
+		})
+		return
+	}
+	clk, ticks := is.opts.Clock.(clock.WithTicker)
+	if !ticks {
+		clk = clock.RealClock{}
+	}
+	revstream.Stream{Log: is.stream, Scope: is.scope(), Policy: is.scope(), Issuer: is.URL(), Snapshot: is.snapshot,
+		Until: c.Expiry.Time(), Clock: clk, Heartbeat: is.opts.StreamHeartbeat}.Serve(w, r)
+}
+
+// scope is the policy's stream scope and name, "namespace/policy".
+func (is *Issuer) scope() string { return is.opts.Namespace + "/" + is.opts.Policy }
+
+// snapshot is the state a stream that cannot resume starts with.
+func (is *Issuer) snapshot() []revstream.Event {
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	now := is.opts.Clock.Now()
+	var out []revstream.Event
+	for jti, exp := range is.revoked {
+		if exp.After(now) {
+			out = append(out, is.revokedEvent(jti, exp))
+		}
+	}
+	for _, c := range is.clients {
+		if c.Disabled {
+			out = append(out, is.accountEvent(c))
+		}
+	}
+	for _, kid := range is.revokedKeys {
+		out = append(out, revstream.Event{Type: serverapi.EventKeyRevoked, KeyID: kid})
+	}
+	return out
 }
 
 // handleRevoke is RFC 7009: a client revokes its own tokens; anything else
@@ -290,9 +306,7 @@ func (is *Issuer) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if c, err := is.verify(raw); err == nil && c.ClientID == cl.ID {
-		is.mu.Lock()
-		is.revoked[c.ID] = c.Expiry.Time()
-		is.mu.Unlock()
+		is.revoke(c)
 	}
 	w.WriteHeader(http.StatusOK)
 }

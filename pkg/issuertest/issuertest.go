@@ -9,7 +9,10 @@
 //     client_secret_basic or client_secret_post) for clients added with
 //     AddClient, and token exchange (RFC 8693) of subject tokens added with
 //     AddSubjectToken;
-//   - POST /introspect (RFC 7662) and POST /revoke (RFC 7009).
+//   - POST /introspect (RFC 7662) and POST /revoke (RFC 7009);
+//   - GET /revocations (serverapi.PathRevocations): the revocation stream,
+//     served by the server's own stream core, for a bearer token of this
+//     issuer: revoked tokens, revoked keys, disabled clients.
 //
 // Tokens are minted and checked by the same code as the real server's
 // (RFC 9068 access tokens, verified with RFC 8725 rules), so a service that
@@ -19,10 +22,6 @@
 // and takes the whole issuer down (SetUnavailable, Stop) and back (Restart)
 // to exercise a service's fallbacks.
 //
-// The revocation stream (serverapi.PathRevocations) is not served yet: the
-// server's stream core lands separately, and this issuer will serve the same
-// core once it does. Revoked tokens are reported by /introspect meanwhile.
-//
 // The CustomResourceDefinitions, for envtest, are in the package
 // github.com/authframework/authframework/config/crd.
 package issuertest
@@ -31,6 +30,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net"
 	"net/http/httptest"
@@ -44,6 +44,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/authframework/authframework/internal/keys"
+	"github.com/authframework/authframework/internal/revstream"
 	"github.com/authframework/authframework/internal/token"
 	"github.com/authframework/authframework/pkg/serverapi"
 )
@@ -65,8 +66,12 @@ type Options struct {
 	// JWKSMaxAge is the Cache-Control max-age of discovery and the JWKS.
 	// Default 60 s.
 	JWKSMaxAge time.Duration
+	// StreamHeartbeat is how often the revocation stream sends a bookmark.
+	// Default serverapi.RevocationHeartbeatSeconds.
+	StreamHeartbeat time.Duration
 	// Clock stamps iat/exp and judges expiry. Default the real clock; a
-	// k8s.io/utils/clock/testing fake clock makes expiry a test step.
+	// k8s.io/utils/clock/testing fake clock makes expiry a test step (and
+	// drives the stream's bookmarks, when it has timers).
 	Clock clock.PassiveClock
 }
 
@@ -143,11 +148,14 @@ type Issuer struct {
 	order    []string            // kids in publication order
 	active   string
 	clients  map[string]*Client
-	subjects map[string]string // subject token -> client id
-	revoked  map[string]time.Time
-	faults   map[string][]fault
-	requests map[string]int
-	down     bool
+	subjects map[string]string    // subject token -> client id
+	revoked  map[string]time.Time // jti -> exp
+	// revokedKeys are the kids RevokeKey removed, for stream snapshots.
+	revokedKeys []string
+	stream      *revstream.Log
+	faults      map[string][]fault
+	requests    map[string]int
+	down        bool
 
 	srv  *httptest.Server
 	addr string
@@ -168,7 +176,8 @@ func New(tb testing.TB, o Options) *Issuer {
 	}
 	o.defaults()
 	is := &Issuer{opts: o, keys: map[string]keys.Key{}, clients: map[string]*Client{}, subjects: map[string]string{},
-		revoked: map[string]time.Time{}, faults: map[string][]fault{}, requests: map[string]int{}}
+		revoked: map[string]time.Time{}, faults: map[string][]fault{}, requests: map[string]int{},
+		stream: revstream.NewLog("issuertest", 0)}
 	is.RotateKey(tb)
 	is.srv = httptest.NewServer(is.handler())
 	is.addr = is.srv.Listener.Addr().String()
@@ -305,8 +314,13 @@ func (is *Issuer) Verify(raw string) (jti, clientID string, permissions []string
 	return c.ID, c.ClientID, c.Permissions, nil
 }
 
-// ErrRevoked is Verify's error for a revoked token.
-var ErrRevoked = fmt.Errorf("token is revoked")
+// Verify's errors beyond internal/token's.
+var (
+	// ErrRevoked: the token was revoked (Revoke, POST /revoke).
+	ErrRevoked = errors.New("token is revoked")
+	// ErrDisabled: the token's client is registered and disabled.
+	ErrDisabled = errors.New("token's client is disabled")
+)
 
 func (is *Issuer) verify(raw string) (*token.Claims, error) {
 	is.mu.Lock()
@@ -325,16 +339,22 @@ func (is *Issuer) verify(raw string) (*token.Claims, error) {
 	}
 	is.mu.Lock()
 	_, revoked := is.revoked[c.ID]
+	cl, registered := is.clients[c.ClientID]
+	disabled := registered && cl.Disabled
 	is.mu.Unlock()
-	if revoked {
+	switch {
+	case revoked:
 		return nil, ErrRevoked
+	case disabled:
+		return nil, ErrDisabled
 	}
 	return c, nil
 }
 
 // Revoke revokes raw, as POST /revoke by its client would: /introspect
-// reports it inactive from now on. Fails the test if raw is not a valid
-// token of this issuer.
+// reports it inactive and the revocation stream sends its
+// serverapi.RevocationKey from now on. Fails the test if raw is not a
+// valid token of this issuer.
 func (is *Issuer) Revoke(tb testing.TB, raw string) {
 	if tb != nil {
 		tb.Helper()
@@ -343,9 +363,18 @@ func (is *Issuer) Revoke(tb testing.TB, raw string) {
 	if err != nil {
 		fatalf(tb, "issuertest: revoking a token that is not valid: %v", err)
 	}
+	is.revoke(c)
+}
+
+func (is *Issuer) revoke(c *token.Claims) {
 	is.mu.Lock()
+	defer is.mu.Unlock()
 	is.revoked[c.ID] = c.Expiry.Time()
-	is.mu.Unlock()
+	is.stream.Append(is.scope(), is.revokedEvent(c.ID, c.Expiry.Time()))
+}
+
+func (is *Issuer) revokedEvent(jti string, exp time.Time) revstream.Event {
+	return revstream.Event{Type: serverapi.EventTokenRevoked, RevocationKey: serverapi.RevocationKey(is.opts.Namespace, is.opts.Policy, jti), Expiry: exp.Unix()}
 }
 
 // Keys.
@@ -385,6 +414,8 @@ func (is *Issuer) RevokeKey(tb testing.TB, kid string) {
 	}
 	delete(is.keys, kid)
 	is.order = slices.DeleteFunc(is.order, func(k string) bool { return k == kid })
+	is.revokedKeys = append(is.revokedKeys, kid)
+	is.stream.Append(is.scope(), revstream.Event{Type: serverapi.EventKeyRevoked, KeyID: kid})
 }
 
 // KeyIDs are the published kids, oldest first; the last is the active one.
@@ -419,6 +450,28 @@ func (is *Issuer) SetSecrets(tb testing.TB, clientID string, secrets ...string) 
 		fatalf(tb, "issuertest: no client %s", clientID)
 	}
 	c.Secrets = slices.Clone(secrets)
+}
+
+// SetDisabled disables a client, or enables it again, as spec.disabled of
+// a ServiceAccount does: its tokens are refused (Verify, /introspect),
+// /token gives it none, and the revocation stream says so.
+func (is *Issuer) SetDisabled(tb testing.TB, clientID string, disabled bool) {
+	if tb != nil {
+		tb.Helper()
+	}
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	c, ok := is.clients[clientID]
+	if !ok {
+		fatalf(tb, "issuertest: no client %s", clientID)
+	}
+	c.Disabled = disabled
+	is.stream.Append(is.scope(), is.accountEvent(c))
+}
+
+func (is *Issuer) accountEvent(c *Client) revstream.Event {
+	id := is.complete(c.Identity)
+	return revstream.Event{Type: serverapi.EventAccount, AccountUID: id.UID, ClientID: c.ID, Disabled: c.Disabled}
 }
 
 // AddSubjectToken makes /token exchange subjectToken (a Kubernetes

@@ -2,6 +2,7 @@ package issuertest_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/authframework/authframework/internal/revstream"
 	"github.com/authframework/authframework/internal/token"
 	"github.com/authframework/authframework/pkg/issuertest"
 	"github.com/authframework/authframework/pkg/serverapi"
@@ -264,4 +266,105 @@ func post(t *testing.T, u string, form url.Values) (int, map[string]any) {
 	body := map[string]any{}
 	_ = json.NewDecoder(resp.Body).Decode(&body)
 	return resp.StatusCode, body
+}
+
+// TestRevocationStream: a subscriber with a valid token gets a snapshot,
+// then revoked tokens, revoked keys and disabled clients as they happen,
+// and resumes after its last cursor; without a valid token it is refused.
+func TestRevocationStream(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	iss := issuertest.New(t, issuertest.Options{Namespace: "team", Policy: "orders"})
+	iss.AddClient(issuertest.Client{ID: "team.billing", Secrets: []string{"s"}})
+	early := iss.Mint(t, issuertest.Identity{})
+	iss.Revoke(t, early)
+	earlyJTI := jtiOf(t, iss.Mint(t, issuertest.Identity{})) // not revoked
+
+	open := func(cursor string) (*http.Response, *revstream.Reader) {
+		sub := iss.Mint(t, issuertest.Identity{ClientID: "team.orders"})
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, iss.BaseURL()+serverapi.PathRevocations, nil)
+		req.Header.Set("Authorization", "Bearer "+sub)
+		if cursor != "" {
+			req.Header.Set("Last-Event-ID", cursor)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp, revstream.NewReader(resp.Body)
+	}
+	next := func(rd *revstream.Reader) serverapi.RevocationEvent {
+		t.Helper()
+		ev, err := rd.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Policy != "team/orders" || ev.Issuer != iss.URL() {
+			t.Fatalf("event of %q %q", ev.Policy, ev.Issuer)
+		}
+		return ev
+	}
+	resp, rd := open("")
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("%d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if ev := next(rd); ev.Type != serverapi.EventSnapshot {
+		t.Fatalf("first event %s", ev.Type)
+	}
+	if ev := next(rd); ev.Type != serverapi.EventTokenRevoked || ev.RevocationKey != serverapi.RevocationKey("team", "orders", jtiOf(t, early)) {
+		t.Fatalf("snapshot %+v", ev)
+	}
+	if ev := next(rd); ev.Type != serverapi.EventSynced {
+		t.Fatalf("after the snapshot %s", ev.Type)
+	}
+
+	late := iss.Mint(t, issuertest.Identity{})
+	iss.Revoke(t, late)
+	ev := next(rd)
+	if ev.Type != serverapi.EventTokenRevoked || ev.RevocationKey != serverapi.RevocationKey("team", "orders", jtiOf(t, late)) ||
+		ev.RevocationKey == serverapi.RevocationKey("team", "orders", earlyJTI) {
+		t.Fatalf("revocation %+v", ev)
+	}
+	old := iss.KeyIDs()[0]
+	iss.RotateKey(t)
+	iss.RevokeKey(t, old)
+	if ev := next(rd); ev.Type != serverapi.EventKeyRevoked || ev.KeyID != old {
+		t.Fatalf("key %+v", ev)
+	}
+	resp.Body.Close()
+
+	// Resumed after the revocation (with a token of the new key): the key
+	// event, then the disabled client.
+	iss.SetDisabled(t, "team.billing", true)
+	_, rd = open(ev.Cursor)
+	if ev := next(rd); ev.Type != serverapi.EventKeyRevoked {
+		t.Fatalf("resumed with %+v", ev)
+	}
+	if ev := next(rd); ev.Type != serverapi.EventAccount || ev.ClientID != "team.billing" || !ev.Disabled || ev.AccountUID == "" {
+		t.Fatalf("account %+v", ev)
+	}
+
+	req, _ := http.NewRequest(http.MethodGet, iss.BaseURL()+serverapi.PathRevocations, nil)
+	req.Header.Set("Authorization", "Bearer "+iss.Forge(t, issuertest.Identity{}))
+	bad, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad.Body.Close()
+	if bad.StatusCode != 401 || !strings.Contains(bad.Header.Get("WWW-Authenticate"), "invalid_token") {
+		t.Errorf("forged subscriber: %d", bad.StatusCode)
+	}
+}
+
+func jtiOf(t *testing.T, raw string) string {
+	t.Helper()
+	// Read without verification: a revoked token no longer verifies.
+	parts := strings.Split(raw, ".")
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	var c struct{ Jti string }
+	if err != nil || json.Unmarshal(b, &c) != nil || c.Jti == "" {
+		t.Fatalf("no jti in %d-part token", len(parts))
+	}
+	return c.Jti
 }
