@@ -477,8 +477,8 @@ func TestTokenFile(t *testing.T) {
 }
 
 // TestTokenExchange: the projected token is exchanged; kubelet refreshes
-// it while a request with the old one is in flight, the invalid_grant
-// answer re-reads it.
+// it while a request with the old one is in flight, the refusal
+// (invalid_request) re-reads it.
 func TestTokenExchange(t *testing.T) {
 	clk := clocktesting.NewFakeClock(epoch)
 	iss := issuertest.New(t, issuertest.Options{Clock: clk})

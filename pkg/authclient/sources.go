@@ -75,8 +75,9 @@ func ClientCredentials(tokenURL, dir string, o Options) *Source {
 // service account (RFC 8693 §2.1: grant_type token-exchange,
 // subject_token_type serverapi.TokenTypeJWT, no client authentication).
 // The file is read for every request, so kubelet's refreshes are picked up;
-// an `invalid_grant` answer (the subject token expired or was refused)
-// re-reads it and, when it has changed, asks again at once.
+// a refusal (400 `invalid_request`, RFC 8693 §2.2.2: the subject token
+// expired or was refused) re-reads it and, when it has changed, asks again
+// at once.
 func TokenExchange(tokenURL, subjectTokenFile string, o Options) *Source {
 	o.defaults()
 	send := func(ctx context.Context, subject string) (*oauth2.Token, error) {
@@ -99,7 +100,7 @@ func TokenExchange(tokenURL, subjectTokenFile string, o Options) *Source {
 			return nil, err
 		}
 		tok, err := send(ctx, subject)
-		if errorCode(err) == "invalid_grant" {
+		if status := statusOf(err); status == http.StatusBadRequest || status == http.StatusUnauthorized {
 			if again, rerr := readTrimmed(subjectTokenFile); rerr == nil && again != subject {
 				return send(ctx, again)
 			}

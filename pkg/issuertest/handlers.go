@@ -173,7 +173,8 @@ func (is *Issuer) handleToken(w http.ResponseWriter, r *http.Request) {
 		}
 		is.mu.Unlock()
 		if c == nil {
-			is.oauthError(w, http.StatusBadRequest, "invalid_grant", "the subject token is not valid")
+			// RFC 8693 §2.2.2, as the real server answers.
+			is.oauthError(w, http.StatusBadRequest, "invalid_request", "the subject token is not valid")
 			return
 		}
 		exchanged = true

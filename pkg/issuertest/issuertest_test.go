@@ -165,7 +165,7 @@ func TestEndpoints(t *testing.T) {
 		{"scope not held", url.Values{"grant_type": {"client_credentials"}, "client_id": {"team.billing"}, "client_secret": {"new"}, "scope": {"admin"}}, 400, "invalid_scope"},
 		{"foreign audience", url.Values{"grant_type": {"client_credentials"}, "client_id": {"team.billing"}, "client_secret": {"new"}, "audience": {"x"}}, 400, "invalid_target"},
 		{"disabled", url.Values{"grant_type": {"client_credentials"}, "client_id": {"team.off"}, "client_secret": {"s"}}, 400, "unauthorized_client"},
-		{"unknown subject", url.Values{"grant_type": {serverapi.GrantTypeTokenExchange}, "subject_token": {"k8s"}, "subject_token_type": {serverapi.TokenTypeJWT}}, 400, "invalid_grant"},
+		{"unknown subject", url.Values{"grant_type": {serverapi.GrantTypeTokenExchange}, "subject_token": {"k8s"}, "subject_token_type": {serverapi.TokenTypeJWT}}, 400, "invalid_request"},
 		{"password grant", url.Values{"grant_type": {"password"}}, 400, "unsupported_grant_type"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
