@@ -188,6 +188,9 @@ const (
 	FlagHeaderRoles         = "header-roles"
 	FlagHeaderTokenID       = "header-token-id"
 
+	// FlagMaxRevocationStreams bounds the open revocation streams.
+	FlagMaxRevocationStreams = "max-revocation-streams"
+
 	// FlagTokenExchangeAudience enables token exchange of Kubernetes
 	// service-account tokens: the audience those tokens must carry (never
 	// the API server's own). Empty: token exchange is off.

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"path"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -41,6 +42,9 @@ type Options struct {
 	// Throttles bound what failing callers may cost; zero fields take
 	// DefaultThrottles.
 	Throttles Throttles
+	// MaxStreams bounds the open revocation streams; DefaultMaxStreams
+	// when zero.
+	MaxStreams int
 	// StreamHeartbeat is how often the revocation stream sends a bookmark;
 	// serverapi.RevocationHeartbeatSeconds when zero.
 	StreamHeartbeat time.Duration
@@ -79,6 +83,8 @@ type Server struct {
 	auth    *authThrottle
 	guard   *tokenGuard
 	metrics *serverMetrics
+	// streams counts open revocation streams.
+	streams atomic.Int64
 	// reviews verifies token exchange subject tokens; nil when token
 	// exchange is off.
 	reviews *kubeReviews

@@ -13,6 +13,10 @@ import (
 	"github.com/authframework/authframework/pkg/serverapi"
 )
 
+// DefaultMaxStreams bounds the revocation streams one server holds open:
+// each costs a goroutine, two timers and a connection.
+const DefaultMaxStreams = 4096
+
 // allScopes is the scope of events every stream gets: token revocations.
 // The server keeps revocations as RevocationKeys, hashes that name their
 // policy but cannot be read back to it, so every stream gets every policy's;
@@ -159,6 +163,17 @@ func (s *Server) handleRevocations(w http.ResponseWriter, r *http.Request) {
 		s.writeAPIError(w, r, http.StatusUnauthorized, ref.code, ref.msg, nil, 0)
 		return
 	}
+	limit := int64(s.opts.MaxStreams)
+	if limit <= 0 {
+		limit = DefaultMaxStreams
+	}
+	if s.streams.Add(1) > limit {
+		s.streams.Add(-1)
+		s.writeAPIError(w, r, http.StatusServiceUnavailable, "too_many_streams",
+			"this server has as many revocation streams open as it serves; retry later or at another replica", nil, 5*time.Second)
+		return
+	}
+	defer s.streams.Add(-1)
 	s.metrics.streams.Inc()
 	defer s.metrics.streams.Dec()
 	s.opts.Audit.Info("revocation stream opened", "event", "revocation_stream", "clientID", claims.ClientID, "policy", p.Key.String(),

@@ -170,3 +170,23 @@ func countTypes(evs []revstream.Event) map[string]int {
 	}
 	return n
 }
+
+func TestRevocationStreamsAreBounded(t *testing.T) {
+	f := newFixture(t)
+	f.server = NewServer(f.store, Options{Clock: f.clock, Log: testLogger(f.logs), Audit: testLogger(f.logs), Revocations: f.revs,
+		CacheSize: 100, MaxStreams: 2})
+	srv := httptest.NewServer(f.server)
+	t.Cleanup(srv.Close)
+	tok := f.token(nil)
+	for range 2 {
+		resp, rd := openStream(t, srv.URL, tok, "")
+		if resp.StatusCode != 200 {
+			t.Fatalf("stream: %d", resp.StatusCode)
+		}
+		untilSynced(t, rd)
+	}
+	resp, _ := openStream(t, srv.URL, tok, "")
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "5" {
+		t.Fatalf("third stream: %d %v", resp.StatusCode, resp.Header)
+	}
+}
