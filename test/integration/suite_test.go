@@ -29,6 +29,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
+	"github.com/authframework/authframework/config/crd"
 	"github.com/authframework/authframework/controllers"
 	"github.com/authframework/authframework/internal/certs"
 	"github.com/authframework/authframework/test/testenv"
@@ -62,14 +63,18 @@ func runSuite(m *testing.M) int {
 	utilruntime.Must(authv1alpha1.AddToScheme(scheme))
 	utilruntime.Must(apiextensionsv1.AddToScheme(scheme))
 
+	// The CRDs as users' tests install them: from the embedded package.
+	crds, err := crd.CustomResourceDefinitions()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "decoding the embedded CRDs: %v\n", err)
+		return 1
+	}
 	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{testenv.Path("config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
+		CRDs:                  crds,
 		BinaryAssetsDirectory: testenv.K8sBinDir(),
 		Scheme:                scheme,
 		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{testenv.Path("config", "webhook", "manifests.yaml")}},
 	}
-	var err error
 	cfg, err = testEnv.Start()
 	if err != nil {
 		// Start may fail after etcd and kube-apiserver are up (for example
