@@ -120,11 +120,19 @@ func (s *subscriber) check(id *Identity, now time.Time) *Error {
 	return s.st.current.refuse(id)
 }
 
-func (s *subscriber) checkStale(now time.Time) *Error {
-	since := s.started
+// heardAt is when the stream last spoke after its first full state, or
+// the start while it has not delivered one.
+func (s *subscriber) heardAt() time.Time {
 	if s.everSynced.Load() {
-		since = time.Unix(0, s.lastHeard.Load())
+		return time.Unix(0, s.lastHeard.Load())
 	}
+	return s.started
+}
+
+func (s *subscriber) isStale(now time.Time) bool { return now.Sub(s.heardAt()) > s.opts.MaxStaleness }
+
+func (s *subscriber) checkStale(now time.Time) *Error {
+	since := s.heardAt()
 	if now.Sub(since) <= s.opts.MaxStaleness {
 		if s.stale.Load() && s.stale.CompareAndSwap(true, false) {
 			s.log.Info("revocation stream is current again")
