@@ -101,6 +101,7 @@ func (o *managerOptions) bind(fs *flag.FlagSet) {
 	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "ServiceAccounts reconciled in parallel.")
 	fs.StringVar(&o.serverRBAC.ReadClusterRole, "server-cluster-role", "authframework-server", "ClusterRole the operator binds to each AuthServer's ServiceAccount where its pods read (policies, accounts, roles, Secrets); empty: bind nothing and grant the pods yourself.")
 	fs.StringVar(&o.serverRBAC.RevocationsClusterRole, "server-revocations-cluster-role", "authframework-server-revocations", "ClusterRole the operator binds in each AuthServer's namespace for its revocation ConfigMaps.")
+	fs.StringVar(&o.serverRBAC.TokenReviewClusterRole, "server-tokenreview-cluster-role", "", "ClusterRole (create on tokenreviews) the operator binds to the ServiceAccount of each AuthServer with spec.tokenExchange, so its pods can verify Kubernetes service-account tokens; empty (the default): token exchange is not granted. The install must give the operator bind on it (Helm: tokenExchange.enabled=true; kustomize: config/tokenexchange).")
 	fs.Func("server-cluster-scope-namespaces", "Comma-separated namespaces whose AuthServers may read beyond their own namespace (default: $POD_NAMESPACE, the operator's namespace). Anyone who can create pods there can act as the server's ServiceAccount; list only namespaces cluster admins alone write to.", func(v string) error {
 		o.serverRBAC.ClusterScopeNamespaces = splitList(v)
 		return nil

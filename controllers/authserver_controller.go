@@ -61,9 +61,10 @@ type AuthServerReconciler struct {
 
 // authServerReady is the AuthServer's Ready table. An AuthServer that may
 // read only its own namespace still serves it: CrossNamespaceNotAllowed is
-// advisory.
+// advisory; so is TokenReviewNotGranted (validation and client credentials
+// work, only token exchange is refused).
 var authServerReady = []readyRow{
-	{Type: authv1alpha1.ConditionPermissionsGranted, Advisory: []string{authv1alpha1.ReasonCrossNamespaceNotAllowed}},
+	{Type: authv1alpha1.ConditionPermissionsGranted, Advisory: []string{authv1alpha1.ReasonCrossNamespaceNotAllowed, authv1alpha1.ReasonTokenReviewNotGranted}},
 	{Type: authv1alpha1.ConditionAvailable},
 }
 

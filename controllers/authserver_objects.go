@@ -39,6 +39,12 @@ func TemplateHash(as *authv1alpha1.AuthServer) string {
 	if len(s.TrustedProxies) > 0 {
 		fields = append(fields, s.TrustedProxies)
 	}
+	if s.TokenExchange != nil {
+		fields = append(fields, "tokenExchange", s.TokenExchange)
+	}
+	if s.TokenReviewWebhook != nil {
+		fields = append(fields, "tokenReviewWebhook", s.TokenReviewWebhook)
+	}
 	b, _ := json.Marshal(fields)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:5])
@@ -68,7 +74,13 @@ func podTemplate(as *authv1alpha1.AuthServer, c rollout.Color, hash string) core
 	if len(s.TrustedProxies) > 0 {
 		args = append(args, serverapi.Flag(serverapi.FlagTrustedProxies, strings.Join(s.TrustedProxies, ",")))
 	}
+	args = append(args, kubernetesIdentityArgs(s)...)
 	args = append(args, s.Args...)
+	volumes, mounts := tokenReviewVolumes(s.TokenReviewWebhook)
+	ports := []corev1.ContainerPort{{Name: "http", ContainerPort: s.Port}}
+	if w := s.TokenReviewWebhook; w != nil {
+		ports = append(ports, corev1.ContainerPort{Name: tokenReviewPortName, ContainerPort: tokenReviewPort(w)})
+	}
 	probe := func(path string) *corev1.Probe {
 		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString("http")}}, PeriodSeconds: 5}
 	}
@@ -80,11 +92,13 @@ func podTemplate(as *authv1alpha1.AuthServer, c rollout.Color, hash string) core
 			NodeSelector:       s.NodeSelector,
 			Tolerations:        s.Tolerations,
 			PriorityClassName:  s.PriorityClassName,
+			Volumes:            volumes,
 			SecurityContext:    &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
 			Containers: []corev1.Container{{
 				Name: "server", Image: s.Image, ImagePullPolicy: s.ImagePullPolicy, Args: args,
 				Env:            append([]corev1.EnvVar{{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}}}, s.Env...),
-				Ports:          []corev1.ContainerPort{{Name: "http", ContainerPort: s.Port}},
+				Ports:          ports,
+				VolumeMounts:   mounts,
 				Resources:      s.Resources,
 				ReadinessProbe: probe(serverapi.PathReadyz),
 				LivenessProbe:  probe(serverapi.PathHealthz),
@@ -97,11 +111,15 @@ func podTemplate(as *authv1alpha1.AuthServer, c rollout.Color, hash string) core
 
 // service selects one color of the auth server.
 func service(as *authv1alpha1.AuthServer, name string, c rollout.Color) *corev1.Service {
+	ports := []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http")}}
+	if as.Spec.TokenReviewWebhook != nil {
+		ports = append(ports, corev1.ServicePort{Name: tokenReviewPortName, Port: TokenReviewServicePort, TargetPort: intstr.FromString(tokenReviewPortName)})
+	}
 	return &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: as.Namespace, Name: name, Labels: map[string]string{authv1alpha1.LabelManagedBy: authv1alpha1.ManagedByValue, LabelInstance: as.Name}},
 		Spec: corev1.ServiceSpec{
 			Selector: podLabels(as, c),
-			Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http")}},
+			Ports:    ports,
 		},
 	}
 }

@@ -28,6 +28,12 @@ type ServerRBAC struct {
 	ReadClusterRole string
 	// RevocationsClusterRole is bound in the AuthServer's namespace.
 	RevocationsClusterRole string
+	// TokenReviewClusterRole grants `create` on tokenreviews; it is bound
+	// cluster-wide (TokenReviews are not namespaced) to the pods of every
+	// AuthServer with spec.tokenExchange, and to no other. Empty: the
+	// operator binds it to none (the install did not enable token
+	// exchange) and such AuthServers say so in PermissionsGranted.
+	TokenReviewClusterRole string
 	// ClusterScopeNamespaces are the namespaces whose AuthServers may read
 	// beyond their own namespace (all namespaces, or the watchNamespaces
 	// they list). Anyone who can create pods in such a namespace can run as
@@ -75,6 +81,26 @@ func serverBindings(as *authv1alpha1.AuthServer, o ServerRBAC) (want []binding, 
 	return want, refused
 }
 
+// tokenReviewBinding decides the ClusterRoleBinding that lets an
+// AuthServer's pods create TokenReviews: only with spec.tokenExchange, and
+// only when the operator binds that role; refused says why an AuthServer
+// that asks for token exchange gets none. It is pure.
+//
+// Any namespace may have it: a TokenReview tells its caller only who the
+// bearer of a token it already holds is, which is what
+// system:auth-delegator grants to every aggregated API server.
+func tokenReviewBinding(as *authv1alpha1.AuthServer, o ServerRBAC) (want []binding, refused string) {
+	if as.Spec.TokenExchange == nil || o.ReadClusterRole == "" {
+		return nil, ""
+	}
+	if o.TokenReviewClusterRole == "" {
+		return nil, "spec.tokenExchange is set but this installation does not let the operator grant create on tokenreviews " +
+			"(--server-tokenreview-cluster-role is empty; Helm: tokenExchange.enabled=true, kustomize: config/tokenexchange): " +
+			"the auth server refuses every token exchange until ServiceAccount " + as.Namespace + "/" + as.Name + " may create TokenReviews"
+	}
+	return []binding{{Name: "authframework-server-tokenreview:" + as.Namespace + ":" + as.Name, ClusterRole: o.TokenReviewClusterRole}}, ""
+}
+
 func clusterScopeList(o ServerRBAC) string {
 	if len(o.ClusterScopeNamespaces) == 0 {
 		return "the namespaces the operator allows (none are)"
@@ -108,6 +134,8 @@ func (r *AuthServerReconciler) grant(ctx context.Context, as *authv1alpha1.AuthS
 			fmt.Sprintf("the operator does not bind the auth server's ServiceAccount (--server-cluster-role is empty); bind %s/%s yourself", as.Namespace, as.Name)}, nil
 	}
 	want, refused := serverBindings(as, r.RBAC)
+	review, reviewRefused := tokenReviewBinding(as, r.RBAC)
+	want = append(want, review...)
 	outside := slices.ContainsFunc(want, func(b binding) bool { return b.Namespace != as.Namespace })
 	if outside && !controllerutil.ContainsFinalizer(as, authv1alpha1.FinalizerServerBindings) {
 		before := as.DeepCopy()
@@ -130,7 +158,11 @@ func (r *AuthServerReconciler) grant(ctx context.Context, as *authv1alpha1.AuthS
 			return permissions{}, err
 		}
 	}
-	for _, role := range []string{r.RBAC.ReadClusterRole, r.RBAC.RevocationsClusterRole} {
+	roles := []string{r.RBAC.ReadClusterRole, r.RBAC.RevocationsClusterRole}
+	if len(review) > 0 {
+		roles = append(roles, r.RBAC.TokenReviewClusterRole)
+	}
+	for _, role := range roles {
 		var cr rbacv1.ClusterRole
 		if err := r.APIReader.Get(ctx, types.NamespacedName{Name: role}, &cr); apierrors.IsNotFound(err) {
 			return permissions{metav1.ConditionFalse, authv1alpha1.ReasonClusterRoleMissing,
@@ -142,12 +174,18 @@ func (r *AuthServerReconciler) grant(ctx context.Context, as *authv1alpha1.AuthS
 	if refused != "" {
 		return permissions{metav1.ConditionFalse, authv1alpha1.ReasonCrossNamespaceNotAllowed, refused}, nil
 	}
+	if reviewRefused != "" {
+		return permissions{metav1.ConditionFalse, authv1alpha1.ReasonTokenReviewNotGranted, reviewRefused}, nil
+	}
 	where := "all namespaces"
 	if len(as.Spec.WatchNamespaces) > 0 {
 		where = "namespaces " + strings.Join(as.Spec.WatchNamespaces, ", ")
 	}
-	return permissions{metav1.ConditionTrue, authv1alpha1.ReasonGranted,
-		fmt.Sprintf("ServiceAccount %s reads %s (%s) and writes revocations in %s (%s)", as.Name, where, r.RBAC.ReadClusterRole, as.Namespace, r.RBAC.RevocationsClusterRole)}, nil
+	msg := fmt.Sprintf("ServiceAccount %s reads %s (%s) and writes revocations in %s (%s)", as.Name, where, r.RBAC.ReadClusterRole, as.Namespace, r.RBAC.RevocationsClusterRole)
+	if len(review) > 0 {
+		msg += fmt.Sprintf(", and creates TokenReviews for token exchange (%s)", r.RBAC.TokenReviewClusterRole)
+	}
+	return permissions{metav1.ConditionTrue, authv1alpha1.ReasonGranted, msg}, nil
 }
 
 func (r *AuthServerReconciler) ensureBinding(ctx context.Context, as *authv1alpha1.AuthServer, b binding, subject rbacv1.Subject) error {

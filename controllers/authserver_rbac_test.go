@@ -56,3 +56,34 @@ func TestServerBindings(t *testing.T) {
 		})
 	}
 }
+
+func TestTokenReviewBinding(t *testing.T) {
+	on := ServerRBAC{ReadClusterRole: "read", RevocationsClusterRole: "revoke", TokenReviewClusterRole: "review"}
+	off := on
+	off.TokenReviewClusterRole = ""
+	exchange := &authv1alpha1.TokenExchangeSpec{Audience: "authframework"}
+	crb := binding{Name: "authframework-server-tokenreview:team-a:auth", ClusterRole: "review"}
+	for _, tc := range []struct {
+		name        string
+		exchange    *authv1alpha1.TokenExchangeSpec
+		opts        ServerRBAC
+		want        []binding
+		wantRefusal string
+	}{
+		{name: "no token exchange: no binding, even when allowed", opts: on},
+		{name: "token exchange, allowed: a ClusterRoleBinding (TokenReviews are cluster-scoped)", exchange: exchange, opts: on, want: []binding{crb}},
+		{name: "token exchange, not allowed by the install: none, and why", exchange: exchange, opts: off, wantRefusal: "tokenExchange.enabled=true"},
+		{name: "the operator binds nothing at all", exchange: exchange, opts: ServerRBAC{TokenReviewClusterRole: "review"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			as := &authv1alpha1.AuthServer{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "auth"}, Spec: authv1alpha1.AuthServerSpec{TokenExchange: tc.exchange}}
+			got, refused := tokenReviewBinding(as, tc.opts)
+			if !slices.Equal(tc.want, got) {
+				t.Errorf("bindings\n got %+v\nwant %+v", got, tc.want)
+			}
+			if (tc.wantRefusal == "") != (refused == "") || !strings.Contains(refused, tc.wantRefusal) {
+				t.Errorf("refusal %q, want one containing %q", refused, tc.wantRefusal)
+			}
+		})
+	}
+}

@@ -19,11 +19,13 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
@@ -55,6 +57,7 @@ type ServiceAccountReconciler struct {
 // +kubebuilder:rbac:groups=auth.authframework.dev,resources=roles,verbs=get;list;watch
 // +kubebuilder:rbac:groups=auth.authframework.dev,resources=tokenpolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch
 
 // accountView is what Reconcile gathered about one account.
 type accountView struct {
@@ -69,6 +72,8 @@ type accountView struct {
 	// graceRunning: an earlier secret still works.
 	secretFault, secretFaultMsg string
 	secretRotated, graceRunning bool
+	// kubernetes: the listed Kubernetes service accounts as observed.
+	kubernetes kubernetesIdentities
 }
 
 // serviceAccountReady is the ServiceAccount's Ready table. TokenIssuable is
@@ -151,6 +156,11 @@ func (r *ServiceAccountReconciler) gather(ctx context.Context, sa *authv1alpha1.
 		}
 	}
 	v.permissions = authz.Union(perms...)
+	k, err := r.gatherKubernetesIdentities(ctx, sa)
+	if err != nil {
+		return nil, err
+	}
+	v.kubernetes = k
 	return v, nil
 }
 
@@ -386,6 +396,7 @@ func (r *ServiceAccountReconciler) resolve(v *accountView, before *authv1alpha1.
 		ok, reason, msg := tokenSizeCondition(size, err, len(v.permissions))
 		r.condition(sa, before, authv1alpha1.ConditionTokenIssuable, ok, reason, msg, now)
 	}
+	r.resolveKubernetesIdentities(v, before)
 }
 
 // credentialsCondition records the client secret reconcileClientSecret
@@ -504,14 +515,19 @@ func tokenKeyID(raw string) string {
 	return jws.Signatures[0].Header.KeyID
 }
 
-// SetupWithManager watches accounts, their Secrets, and the Roles and
-// TokenPolicies they reference, through field indexes.
+// SetupWithManager watches accounts, their Secrets, the Roles and
+// TokenPolicies they reference, and the Kubernetes service accounts they
+// list (their creation and deletion), through field indexes; and, for
+// conflicts, the other accounts that list the same Kubernetes service
+// accounts (spec changes and deletion).
 func (r *ServiceAccountReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&authv1alpha1.ServiceAccount{}).
 		Owns(&corev1.Secret{}).
 		Watches(&authv1alpha1.Role{}, handler.EnqueueRequestsFromMapFunc(r.referencing(authv1alpha1.IndexRoles))).
 		Watches(&authv1alpha1.TokenPolicy{}, handler.EnqueueRequestsFromMapFunc(r.referencing(authv1alpha1.IndexTokenPolicy))).
+		Watches(&corev1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(r.listingKubernetesServiceAccount), builder.WithPredicates(kubernetesServiceAccountWatch)).
+		Watches(&authv1alpha1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(r.sharingKubernetesServiceAccounts), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1)}).
 		Named("serviceaccount").
 		Complete(r)
@@ -544,6 +560,11 @@ func IndexServiceAccounts(ctx context.Context, mgr ctrl.Manager) error {
 	}
 	if err := idx.IndexField(ctx, &authv1alpha1.ServiceAccount{}, authv1alpha1.IndexClientID, func(o client.Object) []string {
 		return []string{o.(*authv1alpha1.ServiceAccount).EffectiveClientID()}
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &authv1alpha1.ServiceAccount{}, authv1alpha1.IndexKubernetesServiceAccounts, func(o client.Object) []string {
+		return o.(*authv1alpha1.ServiceAccount).KubernetesServiceAccountKeys()
 	}); err != nil {
 		return err
 	}

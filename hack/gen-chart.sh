@@ -43,6 +43,26 @@ done
 
 {
   echo "$banner"
+  echo '{{- if and .Values.serverRBAC.create .Values.tokenExchange.enabled }}'
+  # The tokenreviews ClusterRole and the operator's bind on it, only with
+  # tokenExchange.enabled: they widen what the operator may grant.
+  sed -e 's/^  name: server-tokenreview$/  name: authframework-server-tokenreview/' \
+      -e 's/^  name: manager-tokenreview$/  name: {{ include "authframework.fullname" . }}-manager-tokenreview/' \
+      -e 's/^    name: manager$/    name: {{ include "authframework.fullname" . }}/' \
+      -e 's/^    namespace: system$/    namespace: {{ .Release.Namespace }}/' \
+      -e 's/^metadata:$/metadata:\n  labels: {{- include "authframework.labels" . | nindent 4 }}/' \
+      config/tokenexchange/server_tokenreview_role.yaml
+  echo '---'
+  sed -e 's/^  name: manager-tokenreview$/  name: {{ include "authframework.fullname" . }}-manager-tokenreview/' \
+      -e 's/^    name: manager$/    name: {{ include "authframework.fullname" . }}/' \
+      -e 's/^    namespace: system$/    namespace: {{ .Release.Namespace }}/' \
+      -e 's/^metadata:$/metadata:\n  labels: {{- include "authframework.labels" . | nindent 4 }}/' \
+      config/tokenexchange/manager_tokenreview_role.yaml
+  echo '{{- end }}'
+} > "$chart/tokenexchange-rbac.yaml"
+
+{
+  echo "$banner"
   echo '{{- if .Values.webhooks.enabled }}'
   sed -e 's/^  name: mutating-webhook-configuration$/  name: {{ include "authframework.fullname" . }}/' \
       -e 's/^  name: validating-webhook-configuration$/  name: {{ include "authframework.fullname" . }}/' \

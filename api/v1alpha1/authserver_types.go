@@ -10,6 +10,7 @@ import (
 // change rolls out.
 //
 // +kubebuilder:validation:XValidation:rule="!(has(self.replicas) && has(self.autoscaling))",message="set either replicas or autoscaling, not both",fieldPath=".replicas"
+// +kubebuilder:validation:XValidation:rule="!has(self.tokenReviewWebhook) || !has(self.port) || self.tokenReviewWebhook.port != self.port",message="tokenReviewWebhook.port must differ from port: the webhook has a mutual-TLS listener of its own",fieldPath=".tokenReviewWebhook.port"
 type AuthServerSpec struct {
 	// Image is the auth server container image (runs `authframework server`).
 	// +kubebuilder:validation:MinLength=1
@@ -127,6 +128,121 @@ type AuthServerSpec struct {
 	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	PriorityClassName string `json:"priorityClassName,omitempty"`
+
+	// TokenExchange, when set, lets pods exchange their projected Kubernetes
+	// service-account tokens at POST /token for the access token of the
+	// ServiceAccount that lists them in spec.kubernetesServiceAccounts
+	// (RFC 8693). The pods verify those tokens with the TokenReview API, so
+	// the operator binds their ServiceAccount to the ClusterRole that grants
+	// `create` on tokenreviews (when the install allows it:
+	// --server-tokenreview-cluster-role). Off when unset.
+	// +optional
+	TokenExchange *TokenExchangeSpec `json:"tokenExchange,omitempty"`
+
+	// TokenReviewWebhook, when set, serves POST /tokenreview on a mutual-TLS
+	// listener of its own, so that kube-apiserver
+	// (--authentication-token-webhook-config-file) authenticates this
+	// server's access tokens. The active and preview Services expose it as
+	// port 443, named `tokenreview`. Off when unset.
+	// +optional
+	TokenReviewWebhook *TokenReviewWebhookSpec `json:"tokenReviewWebhook,omitempty"`
+}
+
+// TokenExchangeSpec configures the exchange of Kubernetes service-account
+// tokens (RFC 8693) at POST /token.
+type TokenExchangeSpec struct {
+	// Audience the projected service-account tokens must carry, as in
+	// `kubectl create token <sa> --audience=<audience>` or a projected
+	// volume's `audience`. Never the API server's own audience: a pod's
+	// credential for the Kubernetes API alone must not be enough. Passed as
+	// --token-exchange-audience. Default `authframework`.
+	// +kubebuilder:default=authframework
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[^\s,]+$`
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('https://kubernetes.default.svc')",message="must not be an audience of the Kubernetes API server (https://kubernetes.default.svc...): tokens for the API server would then be accepted for exchange"
+	// +optional
+	Audience string `json:"audience,omitempty"`
+
+	// CacheTTL bounds how long a pod reuses a TokenReview result (never past
+	// the subject token's exp), from 0s to 10m. Unset: the server's default.
+	// Passed as --token-exchange-cache-ttl.
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('0s') && duration(self) <= duration('10m')",message="must be a duration between 0s and 10m, such as 10s"
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	CacheTTL *metav1.Duration `json:"cacheTTL,omitempty"`
+}
+
+// TokenReviewWebhookSpec configures the /tokenreview listener: its serving
+// certificate, the CA of the client certificate kube-apiserver presents
+// (nothing else may call it), and how users and groups are named.
+type TokenReviewWebhookSpec struct {
+	// Port of the mutual-TLS listener in the pods, 1024-65535, not the
+	// same as spec.port. Default 8443.
+	// +kubebuilder:default=8443
+	// +kubebuilder:validation:Minimum=1024
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	Port int32 `json:"port,omitempty"`
+
+	// TLSSecretName is a Secret in this namespace with the listener's
+	// serving certificate, keys `tls.crt` and `tls.key` (type
+	// kubernetes.io/tls, as cert-manager writes). Its names must include
+	// what kube-apiserver's webhook kubeconfig dials, such as
+	// `<name>.<namespace>.svc`. Mounted read-only.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	TLSSecretName string `json:"tlsSecretName"`
+
+	// ClientCA holds the CA bundle (PEM) that signed the client certificate
+	// kube-apiserver presents to the webhook. Exactly one of configMap or
+	// secret.
+	ClientCA CABundleSource `json:"clientCA"`
+
+	// UsernamePrefix is prepended to the account in status.user.username.
+	// Unset: the server's default. Must not start with `system:`, which
+	// Kubernetes reserves.
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('system:')",message="must not start with system:, which Kubernetes reserves for its own users and groups"
+	// +optional
+	UsernamePrefix *string `json:"usernamePrefix,omitempty"`
+
+	// GroupsPrefix is prepended to every group (one per Role). Unset: the
+	// server's default. Must not start with `system:`.
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('system:')",message="must not start with system:, which Kubernetes reserves for its own users and groups"
+	// +optional
+	GroupsPrefix *string `json:"groupsPrefix,omitempty"`
+}
+
+// CABundleSource is a key of a ConfigMap or a Secret in the same namespace
+// that holds a PEM CA bundle.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.configMap) != has(self.secret)",message="set exactly one of configMap or secret"
+type CABundleSource struct {
+	// ConfigMap holding the bundle.
+	// +optional
+	ConfigMap *KeyRef `json:"configMap,omitempty"`
+	// Secret holding the bundle.
+	// +optional
+	Secret *KeyRef `json:"secret,omitempty"`
+}
+
+// KeyRef is a key of a ConfigMap or Secret in the same namespace.
+type KeyRef struct {
+	// Name of the ConfigMap or Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	Name string `json:"name"`
+	// Key holding the PEM bundle. Default `ca.crt`.
+	// +kubebuilder:default=ca.crt
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +optional
+	Key string `json:"key,omitempty"`
 }
 
 // AutoscalingSpec bounds the HorizontalPodAutoscaler of the active color.

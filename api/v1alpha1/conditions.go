@@ -28,6 +28,12 @@ const (
 	// permission the account holds fits the size bound the auth server
 	// issues (7 KiB); when False, /token needs a narrower scope.
 	ConditionTokenIssuable = "TokenIssuable"
+	// ConditionKubernetesServiceAccountsResolved (ServiceAccount, with
+	// spec.kubernetesServiceAccounts) is True when every listed Kubernetes
+	// service account exists and no other ServiceAccount lists it. It is
+	// advisory: Ready does not depend on it (client credentials, the token
+	// Secret and the other listed service accounts keep working).
+	ConditionKubernetesServiceAccountsResolved = "KubernetesServiceAccountsResolved"
 
 	// ConditionAvailable (AuthServer) is True when the active color serves
 	// and has lost no pod that was available: reason AllAvailable, or
@@ -96,6 +102,12 @@ const (
 	// its own from a namespace the operator does not trust; it reads only
 	// its own.
 	ReasonCrossNamespaceNotAllowed = "CrossNamespaceNotAllowed"
+	// ReasonTokenReviewNotGranted (AuthServer PermissionsGranted, advisory:
+	// Ready stays True) means spec.tokenExchange is set but the operator
+	// does not bind the tokenreviews ClusterRole
+	// (--server-tokenreview-cluster-role is empty): the pods cannot verify
+	// Kubernetes tokens and refuse every exchange until it is bound.
+	ReasonTokenReviewNotGranted = "TokenReviewNotGranted"
 	// ReasonGrantFailed (AuthServer PermissionsGranted and Ready) means a
 	// binding could not be written; retried with backoff.
 	ReasonGrantFailed = "GrantFailed"
@@ -141,6 +153,19 @@ const (
 	// ReasonDisabled means the ServiceAccount is disabled; its credentials are
 	// kept but refused by the auth server.
 	ReasonDisabled = "Disabled"
+	// ReasonKubernetesServiceAccountsMapped (ServiceAccount
+	// KubernetesServiceAccountsResolved) means every listed Kubernetes
+	// service account exists and maps to this account alone.
+	ReasonKubernetesServiceAccountsMapped = "KubernetesServiceAccountsMapped"
+	// ReasonKubernetesServiceAccountNotFound (ServiceAccount
+	// KubernetesServiceAccountsResolved, advisory) means a listed Kubernetes
+	// service account does not exist; it is watched, and maps once created.
+	ReasonKubernetesServiceAccountNotFound = "KubernetesServiceAccountNotFound"
+	// ReasonKubernetesServiceAccountConflict (ServiceAccount
+	// KubernetesServiceAccountsResolved, advisory) means a listed Kubernetes
+	// service account is also listed by another ServiceAccount: the auth
+	// server refuses its token exchanges until only one lists it.
+	ReasonKubernetesServiceAccountConflict = "KubernetesServiceAccountConflict"
 	// ReasonTokenWithinBound means the account's full token fits the size
 	// bound.
 	ReasonTokenWithinBound = "TokenWithinBound"

@@ -62,8 +62,11 @@ type ServiceAccountSpec struct {
 
 	// KubernetesServiceAccounts may exchange their projected tokens for this
 	// account's access token (RFC 8693 token exchange, verified with
-	// TokenReview).
+	// TokenReview). A Kubernetes service account listed by two
+	// ServiceAccounts is refused by the auth server: it would not be clear
+	// whose token it gets. The namespace defaults to this account's own.
 	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:XValidation:rule="self.all(x, self.exists_one(y, y.name == x.name && has(y.__namespace__) == has(x.__namespace__) && (!has(x.__namespace__) || y.__namespace__ == x.__namespace__)))",message="each Kubernetes service account may be listed once"
 	// +listType=atomic
 	// +optional
 	KubernetesServiceAccounts []KubernetesServiceAccountRef `json:"kubernetesServiceAccounts,omitempty"`
@@ -143,13 +146,50 @@ type KubernetesServiceAccountRef struct {
 	Name string `json:"name"`
 }
 
+// KubernetesServiceAccountState says whether the auth server maps a listed
+// Kubernetes service account to this ServiceAccount.
+// +kubebuilder:validation:Enum=Mapped;NotFound;Conflict
+type KubernetesServiceAccountState string
+
+// The states of a listed Kubernetes service account.
+const (
+	// KubernetesServiceAccountMapped: it exists and no other ServiceAccount
+	// lists it; its tokens exchange for this account's.
+	KubernetesServiceAccountMapped KubernetesServiceAccountState = "Mapped"
+	// KubernetesServiceAccountNotFound: it does not exist (yet). No pod can
+	// run as it; once it is created it is Mapped without any change here.
+	KubernetesServiceAccountNotFound KubernetesServiceAccountState = "NotFound"
+	// KubernetesServiceAccountConflict: another ServiceAccount lists it too
+	// (AlsoListedBy); the auth server refuses its exchanges until only one
+	// does.
+	KubernetesServiceAccountConflict KubernetesServiceAccountState = "Conflict"
+)
+
+// KubernetesServiceAccountStatus is one listed Kubernetes service account.
+type KubernetesServiceAccountStatus struct {
+	// Namespace of the Kubernetes service account (defaulted).
+	Namespace string `json:"namespace"`
+	// Name of the Kubernetes service account.
+	Name string `json:"name"`
+	// State: Mapped, NotFound or Conflict. Conflict wins over NotFound.
+	State KubernetesServiceAccountState `json:"state"`
+	// AlsoListedBy are the other ServiceAccounts (`<namespace>/<name>`) that
+	// list it, when State is Conflict; at most 8 are named.
+	// +kubebuilder:validation:MaxItems=8
+	// +listType=atomic
+	// +optional
+	AlsoListedBy []string `json:"alsoListedBy,omitempty"`
+}
+
 // ServiceAccountStatus is the observed state of a ServiceAccount.
 type ServiceAccountStatus struct {
 	// ObservedGeneration is the generation of the spec last reconciled.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: Ready, PolicyResolved, RolesResolved, CredentialsReady.
+	// Conditions: Ready, PolicyResolved, RolesResolved, CredentialsReady,
+	// TokenIssuable and, with spec.kubernetesServiceAccounts,
+	// KubernetesServiceAccountsResolved.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
@@ -207,6 +247,14 @@ type ServiceAccountStatus struct {
 	// auth server enforces it.
 	// +optional
 	RevokeTokensIssuedBefore *metav1.Time `json:"revokeTokensIssuedBefore,omitempty"`
+
+	// KubernetesServiceAccounts are the Kubernetes service accounts of
+	// spec.kubernetesServiceAccounts (namespace defaulted), sorted, each with
+	// whether token exchange maps it to this account.
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	// +optional
+	KubernetesServiceAccounts []KubernetesServiceAccountStatus `json:"kubernetesServiceAccounts,omitempty"`
 
 	// LastRotateRequest is the value of the rotate annotation last acted on.
 	// +optional

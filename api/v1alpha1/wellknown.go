@@ -1,5 +1,7 @@
 package v1alpha1
 
+import "slices"
+
 // The contract between the controllers (which write Secrets) and the auth
 // server (which reads them): names, labels, data keys and annotations of the
 // objects the operator owns. Both planes use these constants; neither
@@ -82,7 +84,32 @@ const (
 	// IndexClientID indexes ServiceAccounts by their effective client id,
 	// which must be unique in the cluster.
 	IndexClientID = "clientID"
+	// IndexKubernetesServiceAccounts indexes ServiceAccounts by the
+	// Kubernetes service accounts they list, as KubernetesServiceAccountKey.
+	IndexKubernetesServiceAccounts = "spec.kubernetesServiceAccounts"
 )
+
+// KubernetesServiceAccountKey is how a Kubernetes service account is named
+// in indexes and status: `<namespace>/<name>`.
+func KubernetesServiceAccountKey(namespace, name string) string { return namespace + "/" + name }
+
+// KubernetesServiceAccountKeys are the Kubernetes service accounts the
+// account lists, as KubernetesServiceAccountKey with the namespace
+// defaulted to the account's own, sorted and without repeats. Token
+// exchange maps a Kubernetes service account to the one ServiceAccount
+// whose keys contain it.
+func (sa *ServiceAccount) KubernetesServiceAccountKeys() []string {
+	keys := make([]string, 0, len(sa.Spec.KubernetesServiceAccounts))
+	for _, k := range sa.Spec.KubernetesServiceAccounts {
+		ns := k.Namespace
+		if ns == "" {
+			ns = sa.Namespace
+		}
+		keys = append(keys, KubernetesServiceAccountKey(ns, k.Name))
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
+}
 
 // EffectiveClientID is the account's OAuth2 client id: spec.clientID, else
 // <namespace>.<name>.

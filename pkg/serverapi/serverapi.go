@@ -7,6 +7,11 @@
 // nothing but the standard library.
 package serverapi
 
+import (
+	"crypto/sha256"
+	"encoding/hex"
+)
+
 // Paths served by the auth server.
 const (
 	// PathToken is the OAuth2 token endpoint (RFC 6749 §3.2), POST only.
@@ -58,8 +63,8 @@ const (
 	EventSnapshot = "snapshot"
 	// EventSynced: the client now holds the full state as of Cursor.
 	EventSynced = "synced"
-	// EventTokenRevoked: the token TokenID is revoked until Expiry, when it
-	// expires anyway (RFC 7009).
+	// EventTokenRevoked: the token whose RevocationKey is RevocationKey is
+	// revoked until Expiry, when it expires anyway (RFC 7009).
 	EventTokenRevoked = "token_revoked"
 	// EventAccount: the account AccountUID (ClientID) is Disabled or refuses
 	// tokens issued before RevokedBefore; both zero clears them.
@@ -81,11 +86,14 @@ const (
 type RevocationEvent struct {
 	Type   string `json:"type"`
 	Cursor string `json:"cursor"`
-	// Issuer is the policy's issuer; every event of a stream has the same.
+	// Policy is the TokenPolicy, "namespace/name", and Issuer its issuer;
+	// every event of a stream has the same.
+	Policy string `json:"policy,omitempty"`
 	Issuer string `json:"iss,omitempty"`
-	// TokenID and Expiry: EventTokenRevoked.
-	TokenID string `json:"jti,omitempty"`
-	Expiry  int64  `json:"exp,omitempty"`
+	// RevocationKey and Expiry: EventTokenRevoked. The server keeps no
+	// token ids, only their RevocationKey.
+	RevocationKey string `json:"revocation_key,omitempty"`
+	Expiry        int64  `json:"exp,omitempty"`
 	// AccountUID, ClientID, Disabled, RevokedBefore: EventAccount and
 	// EventAccountDeleted. Tokens are bound to the account by their
 	// account_uid claim.
@@ -227,6 +235,15 @@ const (
 	FlagTokenReviewUsernamePrefix = "tokenreview-username-prefix"
 	FlagTokenReviewGroupsPrefix   = "tokenreview-groups-prefix"
 )
+
+// RevocationKey is what the server keeps of a revoked token: hex of the
+// first 16 bytes of SHA-256(namespace + "/" + policy + NUL + jti), scoped to
+// the TokenPolicy that issued it. A stream client computes it for each token
+// it sees to match EventTokenRevoked.
+func RevocationKey(namespace, policy, jti string) string {
+	sum := sha256.Sum256([]byte(namespace + "/" + policy + "\x00" + jti))
+	return hex.EncodeToString(sum[:16])
+}
 
 // Flag renders `--name=value`.
 func Flag(name, value string) string { return "--" + name + "=" + value }

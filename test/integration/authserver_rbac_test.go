@@ -38,9 +38,19 @@ func installServerRoles(t *testing.T) {
 
 // createServerRoles is installServerRoles for the suite's start: a cluster
 // the operator is installed in has them, and an AuthServer is not Ready
-// without them.
+// without them. The suite's operator runs with token exchange enabled, so
+// the tokenreviews ClusterRole of config/tokenexchange is among them.
 func createServerRoles(ctx context.Context) error {
-	f, err := os.Open(testenv.Path("config", "rbac", "server_role.yaml"))
+	for _, f := range [][]string{{"config", "rbac", "server_role.yaml"}, {"config", "tokenexchange", "server_tokenreview_role.yaml"}} {
+		if err := createPrefixedRoles(ctx, testenv.Path(f...)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func createPrefixedRoles(ctx context.Context, path string) error {
+	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}

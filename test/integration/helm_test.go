@@ -75,7 +75,9 @@ func TestHelmTemplateIsAccepted(t *testing.T) {
 			"--set", "metrics.serviceMonitor.enabled=true", "--set", "networkPolicy.enabled=true",
 			"--set", "defaults.tokenPolicy.create=true", "--set", "defaults.authServer.create=true",
 			"--set", "replicaCount=3", "--set", "manager.logFormat=console", "--set", "serverRBAC.create=false",
+			"--set", "tokenExchange.enabled=true",
 		},
+		"token exchange":                              {"--set", "tokenExchange.enabled=true", "--set", "tokenExchange.audience=pods.example.com", "--set", "defaults.authServer.create=true"},
 		"trusted namespaces for AuthServers":          {"--set", "serverRBAC.clusterScopeNamespaces={auth,platform}"},
 		"webhooks off":                                {"--set", "webhooks.enabled=false"},
 		"cert-manager with an existing ClusterIssuer": {"--set", "webhooks.certManager.enabled=true", "--set", "webhooks.certManager.issuerRef.name=ca", "--set", "webhooks.certManager.issuerRef.kind=ClusterIssuer"},
@@ -105,6 +107,9 @@ func TestHelmTemplateIsAccepted(t *testing.T) {
 				if strings.Contains(out, "clusterrole.rbac.authorization.k8s.io/authframework-server") || !strings.Contains(rendered, "- --server-cluster-role=\n") {
 					t.Errorf("serverRBAC.create=false still installs the server roles or lets the operator bind them")
 				}
+				if strings.Contains(rendered, "- --server-tokenreview-cluster-role") || strings.Contains(out, "manager-tokenreview") {
+					t.Errorf("serverRBAC.create=false with tokenExchange.enabled still lets the operator bind the tokenreviews role")
+				}
 			}
 			switch name {
 			case "defaults":
@@ -113,8 +118,23 @@ func TestHelmTemplateIsAccepted(t *testing.T) {
 						t.Errorf("%s missing from\n%s", want, out)
 					}
 				}
+				// Token exchange is off: no tokenreviews role, no bind on
+				// it, no flag.
+				if strings.Contains(out, "authframework-server-tokenreview") || strings.Contains(out, "manager-tokenreview") || strings.Contains(rendered, "- --server-tokenreview-cluster-role") {
+					t.Errorf("token exchange is not off by default:\n%s", out)
+				}
 				if !strings.Contains(rendered, "--server-cluster-scope-namespaces="+ns+"\n") {
 					t.Errorf("the operator's AuthServers in the release namespace are not trusted by default")
+				}
+			case "token exchange":
+				for _, want := range []string{"clusterrole.rbac.authorization.k8s.io/authframework-server-tokenreview ", "clusterrole.rbac.authorization.k8s.io/af-authframework-manager-tokenreview ",
+					"clusterrolebinding.rbac.authorization.k8s.io/af-authframework-manager-tokenreview "} {
+					if !strings.Contains(out, want) {
+						t.Errorf("%s missing from\n%s", want, out)
+					}
+				}
+				if !strings.Contains(rendered, "- --server-tokenreview-cluster-role=authframework-server-tokenreview\n") || !strings.Contains(rendered, "tokenExchange:\n    audience: \"pods.example.com\"") {
+					t.Errorf("the operator flag or the starter AuthServer's tokenExchange is missing")
 				}
 			case "trusted namespaces for AuthServers":
 				if !strings.Contains(rendered, "--server-cluster-scope-namespaces=auth,platform\n") {
@@ -150,13 +170,16 @@ func TestHelmValuesSchema(t *testing.T) {
 // impersonating the chart's ServiceAccount against a control plane of its
 // own, and checks that they reconcile the samples and hold no wildcard.
 func TestChartRBAC(t *testing.T) {
-	rendered, err := helm(t, "template", "af", chart, "--namespace", "authframework-system",
-		"--show-only", "templates/serviceaccount.yaml", "--show-only", "templates/clusterrole.yaml", "--show-only", "templates/rbac.yaml", "--show-only", "templates/server-rbac.yaml")
+	rendered, err := helm(t, "template", "af", chart, "--namespace", "authframework-system", "--set", "tokenExchange.enabled=true",
+		"--show-only", "templates/serviceaccount.yaml", "--show-only", "templates/clusterrole.yaml", "--show-only", "templates/rbac.yaml", "--show-only", "templates/server-rbac.yaml",
+		"--show-only", "templates/tokenexchange-rbac.yaml")
 	if err != nil {
 		t.Fatalf("helm template: %v\n%s", err, rendered)
 	}
 	// No wildcards, no privilege escalation verbs, nothing on Secrets beyond
-	// what the controllers use; `bind` only on the two server ClusterRoles.
+	// what the controllers use; `bind` only on the two server ClusterRoles
+	// and, in a role of its own that ships only with tokenExchange.enabled,
+	// the tokenreviews one.
 	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(rendered), 4096)
 	for {
 		var obj map[string]any
@@ -182,9 +205,15 @@ func TestChartRBAC(t *testing.T) {
 					t.Errorf("%s grants %s", role.Name, v)
 				}
 			}
-			if slices.Contains(r.Verbs, "bind") && (!slices.Equal(r.Resources, []string{"clusterroles"}) ||
-				!slices.Equal(r.ResourceNames, []string{"authframework-server", "authframework-server-revocations"})) {
+			bindable := []string{"authframework-server", "authframework-server-revocations"}
+			if role.Name == "af-authframework-manager-tokenreview" {
+				bindable = []string{"authframework-server-tokenreview"}
+			}
+			if slices.Contains(r.Verbs, "bind") && (!slices.Equal(r.Resources, []string{"clusterroles"}) || !slices.Equal(r.ResourceNames, bindable)) {
 				t.Errorf("%s grants bind beyond the server ClusterRoles: %+v", role.Name, r)
+			}
+			if role.Name == "authframework-server-tokenreview" && (len(role.Rules) != 1 || !slices.Equal(r.Verbs, []string{"create"}) || !slices.Equal(r.Resources, []string{"tokenreviews"})) {
+				t.Errorf("the tokenreviews role grants more than create on tokenreviews: %+v", role.Rules)
 			}
 			if slices.Contains(r.Resources, "secrets") {
 				for _, v := range r.Verbs {
@@ -240,7 +269,7 @@ func TestChartRBAC(t *testing.T) {
 	saCfg := rest.CopyConfig(adminCfg)
 	saCfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:authframework-system:af-authframework"}
 	serverRBAC := controllers.ServerRBAC{ReadClusterRole: "authframework-server", RevocationsClusterRole: "authframework-server-revocations",
-		ClusterScopeNamespaces: []string{"authframework-system"}}
+		TokenReviewClusterRole: "authframework-server-tokenreview", ClusterScopeNamespaces: []string{"authframework-system"}}
 	testenv.RunManager(t, ctx, saCfg, controllers.ManagerOptions{Scheme: scheme,
 		LeaderElection: controllers.LeaderElection{ID: "rbac-test", Namespace: "authframework-system"},
 		Controllers:    controllers.Options{Clock: clocktesting.NewFakeClock(time.Now()), ServerRBAC: serverRBAC}})
@@ -268,8 +297,10 @@ func TestChartRBAC(t *testing.T) {
 	})
 	// An AuthServer in the operator's namespace: the chart's RBAC lets the
 	// operator bind the server roles to its ServiceAccount cluster-wide.
+	// With token exchange, the tokenreviews role too.
 	if err := admin.Create(ctx, &authv1alpha1.AuthServer{ObjectMeta: metav1.ObjectMeta{Namespace: "authframework-system", Name: "auth"},
-		Spec: authv1alpha1.AuthServerSpec{Image: "ghcr.io/authframework/authframework:v1", Replicas: ptr.To[int32](1)}}); err != nil {
+		Spec: authv1alpha1.AuthServerSpec{Image: "ghcr.io/authframework/authframework:v1", Replicas: ptr.To[int32](1),
+			TokenExchange: &authv1alpha1.TokenExchangeSpec{Audience: "authframework"}}}); err != nil {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, "the AuthServer's pods are granted their roles with the chart's RBAC only", func() error {
@@ -279,6 +310,9 @@ func TestChartRBAC(t *testing.T) {
 		}
 		if !meta.IsStatusConditionTrue(as.Status.Conditions, authv1alpha1.ConditionPermissionsGranted) {
 			return fmt.Errorf("%+v", meta.FindStatusCondition(as.Status.Conditions, authv1alpha1.ConditionPermissionsGranted))
+		}
+		if err := admin.Get(ctx, types.NamespacedName{Name: "authframework-server-tokenreview:authframework-system:auth"}, &rbacv1.ClusterRoleBinding{}); err != nil {
+			return err
 		}
 		return admin.Get(ctx, types.NamespacedName{Name: "authframework-server:authframework-system:auth"}, &rbacv1.ClusterRoleBinding{})
 	})
@@ -317,5 +351,44 @@ func TestKustomizeInstall(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("%s missing from\n%s", want, out)
 		}
+	}
+	if strings.Contains(out, "tokenreview") {
+		t.Errorf("config/default enables token exchange:\n%s", out)
+	}
+
+	// config/default with the token exchange component uncommented, as
+	// its comment says: the tokenreviews role, the operator's bind on it
+	// and the flag, with the names the operator binds.
+	dir := t.TempDir()
+	rel, err := filepath.Rel(dir, testenv.Path("config"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, err := os.ReadFile(testenv.Path("config", "default", "kustomization.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := strings.ReplaceAll(string(def), "../", rel+"/")
+	k = strings.Replace(k, "#components:\n#  - "+rel+"/tokenexchange", "components:\n  - "+rel+"/tokenexchange", 1)
+	if !strings.Contains(k, "\ncomponents:") {
+		t.Fatalf("config/default/kustomization.yaml no longer offers the token exchange component:\n%s", def)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err = kubectl.Try("", "apply", "--dry-run=server", "-k", dir)
+	if err != nil {
+		t.Fatalf("kubectl apply -k with config/tokenexchange: %v\n%s", err, out)
+	}
+	for _, want := range []string{"clusterrole.rbac.authorization.k8s.io/authframework-server-tokenreview", "clusterrole.rbac.authorization.k8s.io/authframework-manager-tokenreview",
+		"clusterrolebinding.rbac.authorization.k8s.io/authframework-manager-tokenreview"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("%s missing from\n%s", want, out)
+		}
+	}
+	built, err := kubectl.Try("", "kustomize", dir)
+	if err != nil || !strings.Contains(built, "- --server-tokenreview-cluster-role=authframework-server-tokenreview\n") ||
+		!strings.Contains(built, "  name: authframework-manager\n  namespace: authframework-system\n") {
+		t.Errorf("the component does not pass the flag or bind the operator's ServiceAccount: %v\n%s", err, built)
 	}
 }

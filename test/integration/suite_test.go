@@ -161,7 +161,7 @@ func startManager(ctx context.Context) (<-chan struct{}, error) {
 		Scheme: scheme,
 		Controllers: controllers.Options{Clock: fakeClock, MaxConcurrentReconciles: 4, Endpoints: colorEndpoints,
 			ServerRBAC: controllers.ServerRBAC{ReadClusterRole: "authframework-server", RevocationsClusterRole: "authframework-server-revocations",
-				ClusterScopeNamespaces: []string{trustedNamespace}}},
+				TokenReviewClusterRole: "authframework-server-tokenreview", ClusterScopeNamespaces: []string{trustedNamespace}}},
 		// The webhook server serves the certificate the operator manages
 		// itself, not the one envtest generated.
 		Webhooks: &controllers.WebhookOptions{Host: wh.LocalServingHost, Port: wh.LocalServingPort, CertMode: controllers.WebhookCertSelf,

@@ -75,7 +75,9 @@ func (*ServiceAccountDefaulter) Default(_ context.Context, sa *authv1alpha1.Serv
 // +kubebuilder:webhook:path=/validate-auth-authframework-dev-v1alpha1-serviceaccount,mutating=false,failurePolicy=fail,sideEffects=None,groups=auth.authframework.dev,resources=serviceaccounts,verbs=create;update,versions=v1alpha1,name=vserviceaccount.auth.authframework.dev,admissionReviewVersions=v1,timeoutSeconds=5
 
 // ServiceAccountValidator refuses a client id another account already uses
-// (anywhere in the cluster) and warns about references that do not resolve.
+// (anywhere in the cluster) and a Kubernetes service account listed twice,
+// and warns about references that do not resolve and Kubernetes service
+// accounts that are missing or listed by another account.
 type ServiceAccountValidator struct{ Reader client.Reader }
 
 // ValidateCreate implements admission.Validator.
@@ -129,7 +131,56 @@ func (v *ServiceAccountValidator) validate(ctx context.Context, sa *authv1alpha1
 	if len(missing) > 0 {
 		warnings = append(warnings, fmt.Sprintf("spec.roles: Role(s) %s do not exist in namespace %s; their permissions are not granted until they do", strings.Join(missing, ", "), sa.Namespace))
 	}
-	return warnings, invalid("ServiceAccount", sa.Name, errs)
+	kw, kerrs, err := v.kubernetesServiceAccounts(ctx, sa)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	return append(warnings, kw...), invalid("ServiceAccount", sa.Name, append(errs, kerrs...))
+}
+
+// kubernetesServiceAccounts refuses a Kubernetes service account listed
+// twice in one list (the namespace defaulted, which CEL cannot do), and
+// warns about one that does not exist (it may be created later) or that
+// another ServiceAccount lists already (the auth server refuses its
+// exchanges while two do, so this is allowed but announced).
+func (v *ServiceAccountValidator) kubernetesServiceAccounts(ctx context.Context, sa *authv1alpha1.ServiceAccount) (admission.Warnings, field.ErrorList, error) {
+	var warnings admission.Warnings
+	var errs field.ErrorList
+	seen := map[string]bool{}
+	for i, ref := range sa.Spec.KubernetesServiceAccounts {
+		path := field.NewPath("spec", "kubernetesServiceAccounts").Index(i)
+		ns := ref.Namespace
+		if ns == "" {
+			ns = sa.Namespace
+		}
+		key := authv1alpha1.KubernetesServiceAccountKey(ns, ref.Name)
+		if seen[key] {
+			errs = append(errs, field.Duplicate(path, key))
+			continue
+		}
+		seen[key] = true
+		switch err := v.Reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: ref.Name}, &corev1.ServiceAccount{}); {
+		case apierrors.IsNotFound(err):
+			warnings = append(warnings, fmt.Sprintf("%s: Kubernetes ServiceAccount %s does not exist; its tokens are exchanged for this account's once it is created", path, key))
+		case err != nil:
+			return nil, nil, err
+		}
+		var others authv1alpha1.ServiceAccountList
+		if err := v.Reader.List(ctx, &others, client.MatchingFields{authv1alpha1.IndexKubernetesServiceAccounts: key}); err != nil {
+			return nil, nil, err
+		}
+		var names []string
+		for _, o := range others.Items {
+			if o.Namespace != sa.Namespace || o.Name != sa.Name {
+				names = append(names, o.Namespace+"/"+o.Name)
+			}
+		}
+		if len(names) > 0 {
+			slices.Sort(names)
+			warnings = append(warnings, fmt.Sprintf("%s: Kubernetes ServiceAccount %s is already listed by ServiceAccount %s; the auth server refuses its token exchanges while more than one ServiceAccount lists it", path, key, strings.Join(names, ", ")))
+		}
+	}
+	return warnings, errs, nil
 }
 
 // +kubebuilder:webhook:path=/validate-auth-authframework-dev-v1alpha1-tokenpolicy,mutating=false,failurePolicy=fail,sideEffects=None,groups=auth.authframework.dev,resources=tokenpolicies,verbs=create;update,versions=v1alpha1,name=vtokenpolicy.auth.authframework.dev,admissionReviewVersions=v1,timeoutSeconds=5

@@ -5,8 +5,6 @@
 package auth
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"maps"
 	"slices"
 	"strings"
@@ -22,6 +20,7 @@ import (
 	"github.com/authframework/authframework/internal/credentials"
 	"github.com/authframework/authframework/internal/keys"
 	"github.com/authframework/authframework/internal/token"
+	"github.com/authframework/authframework/pkg/serverapi"
 )
 
 // Policy is what the server knows of one TokenPolicy.
@@ -429,8 +428,7 @@ func (s *Store) Routes(a *Account) []authz.Route {
 // token of its own carrying another tenant's jti; keyed by jti alone, its
 // revocation would revoke the other tenant's token.
 func RevocationKey(policy types.NamespacedName, jti string) string {
-	sum := sha256.Sum256([]byte(policy.Namespace + "/" + policy.Name + "\x00" + jti))
-	return hex.EncodeToString(sum[:16])
+	return serverapi.RevocationKey(policy.Namespace, policy.Name, jti)
 }
 
 // SetRevoked records revocations (key -> when the token expires anyway) and

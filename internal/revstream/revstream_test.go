@@ -1,0 +1,186 @@
+package revstream
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/authframework/authframework/pkg/serverapi"
+)
+
+var t0 = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+
+// sse reads Server-Sent Events as the contract frames them.
+type sse struct {
+	t    *testing.T
+	resp *http.Response
+	r    *bufio.Reader
+}
+
+func open(t *testing.T, url, lastEventID string) *sse {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if lastEventID != "" {
+		req.Header.Set("Last-Event-ID", lastEventID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("Content-Type %q", ct)
+	}
+	return &sse{t: t, resp: resp, r: bufio.NewReader(resp.Body)}
+}
+
+// next reads one event and checks its framing: id is the cursor, event the
+// type.
+func (s *sse) next() Event {
+	s.t.Helper()
+	var id, typ, data string
+	for {
+		line, err := s.r.ReadString('\n')
+		if err != nil {
+			s.t.Fatalf("stream ended: %v", err)
+		}
+		line = strings.TrimSuffix(line, "\n")
+		switch {
+		case line == "":
+			var ev Event
+			if err := json.Unmarshal([]byte(data), &ev); err != nil {
+				s.t.Fatalf("data %q: %v", data, err)
+			}
+			if ev.Cursor != id || ev.Type != typ {
+				s.t.Fatalf("id %q event %q for %+v", id, typ, ev)
+			}
+			return ev
+		case strings.HasPrefix(line, "id: "):
+			id = line[4:]
+		case strings.HasPrefix(line, "event: "):
+			typ = line[7:]
+		case strings.HasPrefix(line, "data: "):
+			data = line[6:]
+		default:
+			s.t.Fatalf("unexpected line %q", line)
+		}
+	}
+}
+
+func (s *sse) ended() bool {
+	_, err := s.r.ReadString('\n')
+	return err != nil
+}
+
+type fixture struct {
+	log   *Log
+	clock *clocktesting.FakeClock
+	url   string
+	state []Event
+}
+
+func newFixture(t *testing.T, size int) *fixture {
+	f := &fixture{log: NewLog("e1", size), clock: clocktesting.NewFakeClock(t0)}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		Stream{Log: f.log, Scope: "team/orders", Policy: "team/orders", Issuer: "https://auth.example.com/team/orders",
+			Snapshot: func() []Event { return f.state }, Until: t0.Add(time.Hour), Clock: f.clock, Heartbeat: 10 * time.Second}.Serve(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	f.url = srv.URL
+	return f
+}
+
+func revoked(key string) Event {
+	return Event{Type: serverapi.EventTokenRevoked, RevocationKey: key, Expiry: t0.Add(time.Hour).Unix()}
+}
+
+func TestSnapshotThenLive(t *testing.T) {
+	f := newFixture(t, 0)
+	f.log.Append("team/orders", revoked("k1"))
+	f.state = []Event{revoked("k1"), {Type: serverapi.EventAccount, AccountUID: "u1", Disabled: true}}
+	s := open(t, f.url, "")
+	want := []string{serverapi.EventSnapshot, serverapi.EventTokenRevoked, serverapi.EventAccount, serverapi.EventSynced}
+	var synced Event
+	for _, typ := range want {
+		ev := s.next()
+		if ev.Type != typ || ev.Cursor != "e1-1" || ev.Policy != "team/orders" || ev.Issuer == "" {
+			t.Fatalf("got %+v, want %s at e1-1", ev, typ)
+		}
+		synced = ev
+	}
+	// Another scope's events are not this stream's.
+	f.log.Append("other/policy", revoked("x"))
+	f.log.Append("team/orders", revoked("k2"))
+	if ev := s.next(); ev.RevocationKey != "k2" || ev.Cursor != "e1-3" {
+		t.Fatalf("live event %+v", ev)
+	}
+	// Resuming after the snapshot's cursor gives what came after it, no
+	// snapshot.
+	r := open(t, f.url, synced.Cursor)
+	if ev := r.next(); ev.Type != serverapi.EventTokenRevoked || ev.RevocationKey != "k2" {
+		t.Fatalf("resumed with %+v", ev)
+	}
+}
+
+func TestResumeOrSnapshot(t *testing.T) {
+	f := newFixture(t, 2)
+	for _, k := range []string{"a", "b", "c", "d", "e"} {
+		f.log.Append("team/orders", revoked(k))
+	}
+	// The log holds at least the last 2 events: resuming after e1-3 works.
+	if ev := open(t, f.url, "e1-3").next(); ev.RevocationKey != "d" {
+		t.Fatalf("resume after e1-3: %+v", ev)
+	}
+	for name, cursor := range map[string]string{
+		"dropped":       "e1-0",
+		"another epoch": "e2-4",
+		"the future":    "e1-99",
+		"garbage":       "not-a-cursor",
+	} {
+		if ev := open(t, f.url, cursor).next(); ev.Type != serverapi.EventSnapshot || ev.Cursor != "e1-5" {
+			t.Errorf("%s (%s): %+v, want a snapshot at e1-5", name, cursor, ev)
+		}
+	}
+}
+
+func TestBookmarksAndEnd(t *testing.T) {
+	f := newFixture(t, 0)
+	s := open(t, f.url, "")
+	s.next() // snapshot
+	s.next() // synced
+	stepWhenWaiting(t, f.clock, 10*time.Second)
+	if ev := s.next(); ev.Type != serverapi.EventBookmark || ev.Cursor != "e1-0" {
+		t.Fatalf("heartbeat %+v", ev)
+	}
+	// The stream ends when the caller's token expires.
+	stepWhenWaiting(t, f.clock, time.Hour)
+	for {
+		line, err := s.r.ReadString('\n')
+		if err != nil {
+			break
+		}
+		if strings.HasPrefix(line, "event: ") && line != "event: bookmark\n" {
+			t.Fatalf("after the end: %q", line)
+		}
+	}
+}
+
+// stepWhenWaiting moves the clock once the stream waits on its timers.
+func stepWhenWaiting(t *testing.T, clk *clocktesting.FakeClock, d time.Duration) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(t.Context(), time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		return clk.HasWaiters(), nil
+	})
+	if err != nil {
+		t.Fatal("the stream does not wait")
+	}
+	clk.Step(d)
+}
