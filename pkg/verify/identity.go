@@ -41,6 +41,10 @@ type Identity struct {
 	Actor *Actor
 	// KeyID is the `kid` of the key that signed the token.
 	KeyID string
+
+	// revocationKey is serverapi.RevocationKey of the token in
+	// revocationPolicy, computed once when the Identity is made.
+	revocationPolicy, revocationKey string
 }
 
 // Actor is the Kubernetes identity behind a token issued by token exchange.

@@ -1,17 +1,18 @@
 package verify
 
 import (
+	"strings"
 	"time"
 
 	"github.com/authframework/authframework/pkg/serverapi"
 )
 
-// revocationSet is what the revocation stream has said: revoked token ids
-// until their expiry, accounts disabled, deleted or refusing tokens issued
+// revocationSet is what the revocation stream has said: revoked tokens (by
+// serverapi.RevocationKey) until their expiry, accounts disabled, deleted or refusing tokens issued
 // before a time, and revoked signing keys. It is pure: events in, decisions
 // out.
 type revocationSet struct {
-	tokens   map[string]time.Time // jti -> exp
+	tokens   map[string]time.Time // serverapi.RevocationKey -> exp
 	accounts map[string]accountRevocation
 	keys     map[string]struct{}
 }
@@ -33,8 +34,8 @@ func newRevocationSet() *revocationSet {
 func (s *revocationSet) apply(ev serverapi.RevocationEvent) {
 	switch ev.Type {
 	case serverapi.EventTokenRevoked:
-		if ev.TokenID != "" {
-			s.tokens[ev.TokenID] = time.Unix(ev.Expiry, 0)
+		if ev.RevocationKey != "" {
+			s.tokens[ev.RevocationKey] = time.Unix(ev.Expiry, 0)
 		}
 	case serverapi.EventAccount:
 		if ev.AccountUID == "" {
@@ -60,13 +61,14 @@ func (s *revocationSet) apply(ev serverapi.RevocationEvent) {
 	}
 }
 
-// refuse is the one decision about a verified token: the refusal when the
+// refuse is the one decision about a verified token whose
+// serverapi.RevocationKey is revocationKey: the refusal when the
 // revocations say it may no longer be used, nil otherwise.
-func (s *revocationSet) refuse(id *Identity) *Error {
+func (s *revocationSet) refuse(id *Identity, revocationKey string) *Error {
 	if _, ok := s.keys[id.KeyID]; ok {
 		return refusal(CodeUnknownKey, "the token's signing key is unknown or revoked")
 	}
-	if _, ok := s.tokens[id.TokenID]; ok {
+	if _, ok := s.tokens[revocationKey]; ok {
 		return refusal(CodeTokenRevoked, "the token has been revoked")
 	}
 	a, ok := s.accounts[id.AccountUID]
@@ -104,6 +106,9 @@ type streamState struct {
 	// synced is true once the stream delivered a full state (EventSynced).
 	synced bool
 	cursor string
+	// policy is the stream's TokenPolicy, "namespace/name", which scopes
+	// revocation keys.
+	policy string
 }
 
 func newStreamState() *streamState { return &streamState{current: newRevocationSet()} }
@@ -129,4 +134,17 @@ func (st *streamState) handle(ev serverapi.RevocationEvent) {
 	if ev.Cursor != "" {
 		st.cursor = ev.Cursor
 	}
+	if ev.Policy != "" {
+		st.policy = ev.Policy
+	}
+}
+
+// revocationKey is serverapi.RevocationKey of a token of policy
+// ("namespace/name") with id jti; "" while the policy is not known.
+func revocationKey(policy, jti string) string {
+	ns, name, ok := strings.Cut(policy, "/")
+	if !ok {
+		return ""
+	}
+	return serverapi.RevocationKey(ns, name, jti)
 }

@@ -2,11 +2,9 @@ package verify
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +13,7 @@ import (
 
 	"k8s.io/utils/clock"
 
+	"github.com/authframework/authframework/internal/revstream"
 	"github.com/authframework/authframework/pkg/serverapi"
 )
 
@@ -34,8 +33,8 @@ func TestRevocationSetRefuses(t *testing.T) {
 		want   string
 	}{
 		{"nothing", nil, ""},
-		{"this token revoked", []serverapi.RevocationEvent{ev(serverapi.EventTokenRevoked, func(e *serverapi.RevocationEvent) { e.TokenID, e.Expiry = "jti-1", t0.Unix()+60 })}, CodeTokenRevoked},
-		{"another token revoked", []serverapi.RevocationEvent{ev(serverapi.EventTokenRevoked, func(e *serverapi.RevocationEvent) { e.TokenID = "jti-2" })}, ""},
+		{"this token revoked", []serverapi.RevocationEvent{ev(serverapi.EventTokenRevoked, func(e *serverapi.RevocationEvent) { e.RevocationKey, e.Expiry = "rk-1", t0.Unix()+60 })}, CodeTokenRevoked},
+		{"another token revoked", []serverapi.RevocationEvent{ev(serverapi.EventTokenRevoked, func(e *serverapi.RevocationEvent) { e.RevocationKey = "rk-2" })}, ""},
 		{"account disabled", []serverapi.RevocationEvent{ev(serverapi.EventAccount, func(e *serverapi.RevocationEvent) { e.AccountUID, e.Disabled = "uid-1", true })}, CodeClientDisabled},
 		{"account disabled then enabled", []serverapi.RevocationEvent{
 			ev(serverapi.EventAccount, func(e *serverapi.RevocationEvent) { e.AccountUID, e.Disabled = "uid-1", true }),
@@ -47,7 +46,7 @@ func TestRevocationSetRefuses(t *testing.T) {
 		{"account deleted", []serverapi.RevocationEvent{ev(serverapi.EventAccountDeleted, func(e *serverapi.RevocationEvent) { e.AccountUID = "uid-1" })}, CodeUnknownClient},
 		{"key revoked", []serverapi.RevocationEvent{ev(serverapi.EventKeyRevoked, func(e *serverapi.RevocationEvent) { e.KeyID = "kid-1" })}, CodeUnknownKey},
 		{"another key revoked", []serverapi.RevocationEvent{ev(serverapi.EventKeyRevoked, func(e *serverapi.RevocationEvent) { e.KeyID = "kid-2" })}, ""},
-		{"unknown event type", []serverapi.RevocationEvent{ev("something_new", func(e *serverapi.RevocationEvent) { e.TokenID, e.AccountUID, e.KeyID = "jti-1", "uid-1", "kid-1" })}, ""},
+		{"unknown event type", []serverapi.RevocationEvent{ev("something_new", func(e *serverapi.RevocationEvent) { e.RevocationKey, e.AccountUID, e.KeyID = "rk-1", "uid-1", "kid-1" })}, ""},
 		{"event without its subject", []serverapi.RevocationEvent{ev(serverapi.EventTokenRevoked, nil), ev(serverapi.EventAccountDeleted, nil), ev(serverapi.EventKeyRevoked, nil)}, ""},
 	}
 	for _, tc := range tests {
@@ -56,7 +55,7 @@ func TestRevocationSetRefuses(t *testing.T) {
 			s.apply(e)
 		}
 		got := ""
-		if e := s.refuse(id); e != nil {
+		if e := s.refuse(id, "rk-1"); e != nil {
 			got = e.Code
 			if e.Status != http.StatusUnauthorized {
 				t.Errorf("%s: status %d", tc.name, e.Status)
@@ -68,11 +67,20 @@ func TestRevocationSetRefuses(t *testing.T) {
 	}
 }
 
+func TestRevocationKey(t *testing.T) {
+	if got, want := revocationKey("team-a/default", "jti-1"), serverapi.RevocationKey("team-a", "default", "jti-1"); got != want {
+		t.Errorf("revocationKey %q, want serverapi's %q", got, want)
+	}
+	if got := revocationKey("", "jti-1"); got != "" {
+		t.Errorf("without a policy: %q", got)
+	}
+}
+
 func TestRevocationSetPrune(t *testing.T) {
 	t0 := time.Unix(1_800_000_000, 0)
 	s := newRevocationSet()
-	s.apply(serverapi.RevocationEvent{Type: serverapi.EventTokenRevoked, TokenID: "old", Expiry: t0.Unix() - 1})
-	s.apply(serverapi.RevocationEvent{Type: serverapi.EventTokenRevoked, TokenID: "live", Expiry: t0.Unix() + 1})
+	s.apply(serverapi.RevocationEvent{Type: serverapi.EventTokenRevoked, RevocationKey: "old", Expiry: t0.Unix() - 1})
+	s.apply(serverapi.RevocationEvent{Type: serverapi.EventTokenRevoked, RevocationKey: "live", Expiry: t0.Unix() + 1})
 	s.prune(t0)
 	if _, ok := s.tokens["old"]; ok {
 		t.Error("an expired revocation was kept")
@@ -87,10 +95,10 @@ func TestRevocationSetPrune(t *testing.T) {
 // hold.
 func TestStreamStateSnapshot(t *testing.T) {
 	st := newStreamState()
-	revoke := func(jti, cursor string) serverapi.RevocationEvent {
-		return serverapi.RevocationEvent{Type: serverapi.EventTokenRevoked, TokenID: jti, Cursor: cursor}
+	revoke := func(key, cursor string) serverapi.RevocationEvent {
+		return serverapi.RevocationEvent{Type: serverapi.EventTokenRevoked, RevocationKey: key, Cursor: cursor}
 	}
-	refused := func(jti string) bool { return st.current.refuse(&Identity{TokenID: jti}) != nil }
+	refused := func(key string) bool { return st.current.refuse(&Identity{}, key) != nil }
 	steps := []struct {
 		ev            serverapi.RevocationEvent
 		a, b, c       bool // a, b, c refused after the event
@@ -144,12 +152,12 @@ func TestBackoff(t *testing.T) {
 func TestReadEvents(t *testing.T) {
 	in := ": keep-alive comment\r\n" +
 		"id: 1\r\nevent: snapshot\r\ndata: {}\r\n\r\n" +
-		"event: token_revoked\ndata: {\"jti\":\"a\",\ndata: \"exp\":5}\n\n" + // data over two lines; id persists
+		"event: token_revoked\ndata: {\"revocation_key\":\"a\",\ndata: \"exp\":5}\n\n" + // data over two lines; id persists
 		"id: 3\ndata: {\"type\":\"bookmark\",\"cursor\":\"3x\"}\n\n" + // the data's own fields win
 		"id: 4\nevent: synced\n\n" // no data: not an event
 	var got []string
 	err := readEvents(strings.NewReader(in), func(ev serverapi.RevocationEvent) error {
-		got = append(got, fmt.Sprintf("%s@%s:%s/%d", ev.Type, ev.Cursor, ev.TokenID, ev.Expiry))
+		got = append(got, fmt.Sprintf("%s@%s:%s/%d", ev.Type, ev.Cursor, ev.RevocationKey, ev.Expiry))
 		return nil
 	})
 	if err != nil {
@@ -164,48 +172,46 @@ func TestReadEvents(t *testing.T) {
 	}
 }
 
-// sseServer follows serverapi's revocation stream contract on httptest: a
-// log of state events with cursors; a connection resumes after a cursor it
-// knows, otherwise gets snapshot, the state, synced; then new events as
-// they are published.
+// sseServer serves the revocation stream on the fake issuer with the auth
+// server's own stream core (internal/revstream): a log of events with
+// cursors, a snapshot of the state for a client that cannot resume.
 type sseServer struct {
-	token string
+	f      *fakeIssuer
+	token  string
+	log    *revstream.Log
+	stream revstream.Stream
 
 	mu      sync.Mutex
-	log     []serverapi.RevocationEvent
-	wake    chan struct{} // closed and replaced on publish and drop
-	dropped int           // connections started before a drop end
-	resumes []string      // Last-Event-ID of each connection
-	issuer  string
+	state   []serverapi.RevocationEvent
+	resumes []string // Last-Event-ID of each connection
 
 	connects, refused atomic.Int64
 }
 
+const testPolicy = "team-a/default"
+
 func newSSEServer(f *fakeIssuer, token string) *sseServer {
-	s := &sseServer{token: token, wake: make(chan struct{}), issuer: f.issuer}
+	s := &sseServer{f: f, token: token, log: revstream.NewLog("epoch", 0)}
+	s.stream = revstream.Stream{Log: s.log, Scope: testPolicy, Policy: testPolicy, Issuer: f.issuer, Clock: clock.RealClock{},
+		Snapshot: func() []serverapi.RevocationEvent {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return append([]serverapi.RevocationEvent(nil), s.state...)
+		}}
 	f.handle(serverapi.PathRevocations, s.serve)
 	return s
 }
 
-// publish appends a state event and wakes the streams.
+// publish adds a state event and sends it to the streams.
 func (s *sseServer) publish(ev serverapi.RevocationEvent) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	ev.Cursor = strconv.Itoa(len(s.log) + 1)
-	ev.Issuer = s.issuer
-	s.log = append(s.log, ev)
-	close(s.wake)
-	s.wake = make(chan struct{})
+	s.state = append(s.state, ev)
+	s.mu.Unlock()
+	s.log.Append(testPolicy, ev)
 }
 
-// drop ends every open stream (a server restart, a network cut).
-func (s *sseServer) drop() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.dropped++
-	close(s.wake)
-	s.wake = make(chan struct{})
-}
+// drop cuts every connection (a restart, a network cut).
+func (s *sseServer) drop() { s.f.srv.CloseClientConnections() }
 
 func (s *sseServer) serve(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Authorization") != "Bearer "+s.token {
@@ -214,48 +220,12 @@ func (s *sseServer) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.connects.Add(1)
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.WriteHeader(http.StatusOK)
-	fl := w.(http.Flusher)
-	send := func(ev serverapi.RevocationEvent) {
-		b, _ := json.Marshal(ev)
-		fmt.Fprintf(w, "id: %s\nevent: %s\ndata: %s\n\n", ev.Cursor, ev.Type, b)
-	}
 	s.mu.Lock()
-	last := r.Header.Get("Last-Event-ID")
-	s.resumes = append(s.resumes, last)
-	next, err := strconv.Atoi(last)
-	if err != nil || next > len(s.log) {
-		// Unknown cursor: the full state.
-		cursor := strconv.Itoa(len(s.log))
-		send(serverapi.RevocationEvent{Type: serverapi.EventSnapshot, Cursor: cursor, Issuer: s.issuer})
-		for _, ev := range s.log {
-			ev.Cursor = ""
-			send(ev)
-		}
-		send(serverapi.RevocationEvent{Type: serverapi.EventSynced, Cursor: cursor, Issuer: s.issuer})
-		next = len(s.log)
-	}
-	dropped := s.dropped
+	s.resumes = append(s.resumes, r.Header.Get("Last-Event-ID"))
 	s.mu.Unlock()
-	fl.Flush()
-	for {
-		s.mu.Lock()
-		for ; next < len(s.log); next++ {
-			send(s.log[next])
-		}
-		wake, gone := s.wake, s.dropped != dropped
-		s.mu.Unlock()
-		fl.Flush()
-		if gone {
-			return
-		}
-		select {
-		case <-wake:
-		case <-r.Context().Done():
-			return
-		}
-	}
+	st := s.stream
+	st.Until = time.Now().Add(time.Hour)
+	st.Serve(w, r)
 }
 
 func TestRevocationStream(t *testing.T) {
@@ -263,7 +233,7 @@ func TestRevocationStream(t *testing.T) {
 	f := newFakeIssuer(t, clk)
 	sse := newSSEServer(f, "stream-token")
 	revokedEarly, early := f.mintFor(t, testSubject, testAudience, time.Hour, "orders:read")
-	sse.publish(serverapi.RevocationEvent{Type: serverapi.EventTokenRevoked, TokenID: early.ID, Expiry: early.Expiry.Time().Unix()})
+	sse.publish(serverapi.RevocationEvent{Type: serverapi.EventTokenRevoked, RevocationKey: serverapi.RevocationKey("team-a", "default", early.ID), Expiry: early.Expiry.Time().Unix()})
 	v, _ := newVerifier(t, f, clock.RealClock{}, func(o *Options) {
 		o.Revocations = &RevocationOptions{Token: func(context.Context) (string, error) { return "stream-token", nil }, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}
 	})
@@ -288,7 +258,7 @@ func TestRevocationStream(t *testing.T) {
 	}
 
 	start := time.Now()
-	sse.publish(serverapi.RevocationEvent{Type: serverapi.EventTokenRevoked, TokenID: c.ID, Expiry: c.Expiry.Time().Unix()})
+	sse.publish(serverapi.RevocationEvent{Type: serverapi.EventTokenRevoked, RevocationKey: serverapi.RevocationKey("team-a", "default", c.ID), Expiry: c.Expiry.Time().Unix()})
 	until(t, time.Second, "the revocation to reach the verifier", refusedWith(raw, CodeTokenRevoked))
 	t.Logf("a revoked (and cached) token was refused %v after the event was published", time.Since(start))
 
@@ -302,8 +272,8 @@ func TestRevocationStream(t *testing.T) {
 	sse.mu.Lock()
 	resumes := append([]string(nil), sse.resumes...)
 	sse.mu.Unlock()
-	if len(resumes) < 2 || resumes[0] != "" || resumes[len(resumes)-1] != "2" {
-		t.Errorf("Last-Event-ID of the connections %q, want \"\" then the last cursor \"2\"", resumes)
+	if len(resumes) != 2 || resumes[0] != "" || resumes[1] != "epoch-2" {
+		t.Errorf("Last-Event-ID of the connections %q, want \"\" then the last cursor \"epoch-2\"", resumes)
 	}
 
 	sse.publish(serverapi.RevocationEvent{Type: serverapi.EventKeyRevoked, KeyID: f.active.ID})
@@ -374,7 +344,7 @@ func TestStaleness(t *testing.T) {
 			if got := counter(t, reg, MetricStale, "policy", policy.String()); got != 1 {
 				t.Errorf("%s{policy=%s} = %v, want 1", MetricStale, policy, got)
 			}
-			sse.publish(serverapi.RevocationEvent{Type: serverapi.EventBookmark})
+			sse.publish(serverapi.RevocationEvent{Type: serverapi.EventAccount, AccountUID: "uid-other", Disabled: true})
 			until(t, 2*time.Second, "the stream to be current again", func() bool {
 				return !v.subs.isStale(clk.Now())
 			})

@@ -117,7 +117,20 @@ func (s *subscriber) check(id *Identity, now time.Time) *Error {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.st.current.refuse(id)
+	key := id.revocationKey
+	if id.revocationPolicy != s.st.policy {
+		key = revocationKey(s.st.policy, id.TokenID)
+	}
+	return s.st.current.refuse(id, key)
+}
+
+// remember stores id's revocation key in it, before id is shared, so that
+// cached tokens are matched without hashing again.
+func (s *subscriber) remember(id *Identity) {
+	s.mu.RLock()
+	policy := s.st.policy
+	s.mu.RUnlock()
+	id.revocationPolicy, id.revocationKey = policy, revocationKey(policy, id.TokenID)
 }
 
 // heardAt is when the stream last spoke after its first full state, or
@@ -257,6 +270,12 @@ func (s *subscriber) token(ctx context.Context) (string, error) {
 func (s *subscriber) apply(ev serverapi.RevocationEvent) error {
 	if ev.Issuer != "" && ev.Issuer != s.issuer {
 		return fmt.Errorf("the revocation stream is for issuer %q, not %q: the stream's bearer token must be of the verified issuer", ev.Issuer, s.issuer)
+	}
+	s.mu.RLock()
+	policy := s.st.policy
+	s.mu.RUnlock()
+	if ev.Policy != "" && policy != "" && ev.Policy != policy {
+		return fmt.Errorf("the revocation stream changed from policy %q to %q", policy, ev.Policy)
 	}
 	s.metrics.revocationEvent.WithLabelValues(ev.Type).Inc()
 	now := s.clock.Now()

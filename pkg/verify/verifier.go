@@ -369,6 +369,9 @@ func (v *Verifier) verifyFully(ctx context.Context, key [sha256.Size]byte, raw s
 		return nil, time.Time{}, refusalFor(err)
 	}
 	id := identityOf(claims, h.KeyID())
+	if v.subs != nil {
+		v.subs.remember(id)
+	}
 	if e := v.revoked(id, now); e != nil {
 		return nil, time.Time{}, e
 	}
