@@ -3,6 +3,9 @@
 //	authframework manager   runs the controllers (leader-elected).
 //
 //	authframework server    runs the auth server.
+//
+//	authframework kube-authn-config  prints kube-apiserver's
+//	                        --authentication-config for a TokenPolicy.
 package main
 
 import (
@@ -37,6 +40,8 @@ const usage = `authframework — a Kubernetes-native token authority for machine
 Usage:
   authframework manager [flags]   run the controllers
   authframework server [flags]    run the auth server (token endpoint, /validate, discovery)
+  authframework kube-authn-config --namespace NS --policy NAME --audience AUD [flags]
+                                  print kube-apiserver's --authentication-config for a TokenPolicy
   authframework help              show this help
 
 Run "authframework manager -h" or "authframework server -h" for their flags.
@@ -61,6 +66,8 @@ func run(args []string, stderr io.Writer) error {
 		return runManager(args[1:], stderr)
 	case "server":
 		return runServer(args[1:], stderr)
+	case "kube-authn-config":
+		return runKubeAuthnConfig(args[1:], os.Stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stderr, usage)
 		return nil

@@ -35,6 +35,7 @@ type serverOptions struct {
 	trustedProxies      []netip.Prefix
 	throttles           auth.Throttles
 	exchange            auth.TokenExchange
+	tokenReview         tokenReviewOptions
 	log                 logOptions
 }
 
@@ -73,6 +74,7 @@ func (o *serverOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.headers.ClientID, serverapi.FlagHeaderClientID, d.ClientID, "Response header carrying the client id.")
 	fs.StringVar(&o.headers.Roles, serverapi.FlagHeaderRoles, d.Roles, "Response header carrying the account's roles.")
 	fs.StringVar(&o.headers.TokenID, serverapi.FlagHeaderTokenID, d.TokenID, "Response header carrying the token id.")
+	o.tokenReview.bind(fs)
 }
 
 func runServer(args []string, stderr io.Writer) error {
@@ -82,6 +84,9 @@ func runServer(args []string, stderr io.Writer) error {
 		return err
 	}
 	log := logger.WithName("server")
+	if err := opts.tokenReview.check(); err != nil {
+		return err
+	}
 
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
@@ -108,6 +113,7 @@ func startAuthServer(ctx context.Context, cfg *rest.Config, opts serverOptions, 
 			Clock: clock.RealClock{}, Log: log, Audit: log.WithName("audit"), Headers: opts.headers,
 			CacheSize: opts.cacheSize, Registry: reg, TrustedProxies: opts.trustedProxies, Throttles: opts.throttles,
 			TokenExchange: opts.exchange,
+			TokenReview:   opts.tokenReview.serverOptions(),
 		},
 	})
 	if err != nil {
@@ -119,9 +125,14 @@ func startAuthServer(ctx context.Context, cfg *rest.Config, opts serverOptions, 
 	}
 	httpServer := &http.Server{Handler: proc.Handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- httpServer.Serve(ln) }()
 	log.Info("auth server listening", "address", ln.Addr().String(), "namespaces", namespaces)
+	reviewServer, err := opts.tokenReview.start(proc.Handler, serveErr, log)
+	if err != nil {
+		_ = httpServer.Close()
+		return nil, fmt.Errorf("the tokenreview listener: %w", err)
+	}
 	return func() error {
 		select {
 		case err := <-serveErr:
@@ -136,6 +147,11 @@ func startAuthServer(ctx context.Context, cfg *rest.Config, opts serverOptions, 
 		log.Info("shutting down", "timeout", opts.shutdownTimeout)
 		sctx, cancel := context.WithTimeout(context.Background(), opts.shutdownTimeout)
 		defer cancel()
+		if reviewServer != nil {
+			if err := reviewServer.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+		}
 		if err := httpServer.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}

@@ -169,7 +169,7 @@ func (c *HTTPChecks) subject(ctx context.Context, ns string) (*authv1alpha1.Toke
 
 func (c *HTTPChecks) mint(p *authv1alpha1.TokenPolicy, sa *authv1alpha1.ServiceAccount, k keys.Key) (string, error) {
 	raw, _, err := token.Mint(p.Spec.Issuer, p.Spec.AccessTokenTTL.Duration, k, c.Clock, rand.Reader, token.Subject{
-		ClientID: sa.Status.ClientID, Namespace: sa.Namespace, UID: string(sa.UID), Roles: sa.Status.Roles,
+		ClientID: sa.Status.ClientID, Namespace: sa.Namespace, UID: string(sa.UID), Name: sa.Name, Roles: sa.Status.Roles,
 	}, p.Spec.Audiences[0], sa.Status.Permissions)
 	return raw, err
 }

@@ -364,7 +364,7 @@ func (r *ServiceAccountReconciler) mint(ctx context.Context, v *accountView, aud
 	}
 	sa := v.sa
 	return token.Mint(p.Spec.Issuer, p.Spec.AccessTokenTTL.Duration, ks[i], r.Clock, r.entropy(), token.Subject{
-		ClientID: sa.EffectiveClientID(), Namespace: sa.Namespace, UID: string(sa.UID), Roles: v.roles, Extra: sa.Spec.ExtraClaims,
+		ClientID: sa.EffectiveClientID(), Namespace: sa.Namespace, UID: string(sa.UID), Name: sa.Name, Roles: v.roles, Extra: sa.Spec.ExtraClaims,
 	}, audience, perms)
 }
 

@@ -16,7 +16,9 @@ type Subject struct {
 	ClientID  string
 	Namespace string
 	// UID of the ServiceAccount object; the token is bound to it.
-	UID   string
+	UID string
+	// Name of the ServiceAccount object (the account_name claim).
+	Name  string
 	Roles []string
 	Extra map[string]string
 	// Actor, for a token issued by token exchange, is the Kubernetes
@@ -40,6 +42,6 @@ func Mint(issuer string, ttl time.Duration, key keys.Key, clk clock.PassiveClock
 	}
 	return is.Issue(Request{
 		Subject: s.ClientID, ClientID: s.ClientID, Audience: audience, ID: hex.EncodeToString(jti),
-		Permissions: permissions, Roles: s.Roles, Namespace: s.Namespace, AccountUID: s.UID, Extra: s.Extra, Actor: s.Actor,
+		Permissions: permissions, Roles: s.Roles, Namespace: s.Namespace, AccountUID: s.UID, AccountName: s.Name, Extra: s.Extra, Actor: s.Actor,
 	})
 }

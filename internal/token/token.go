@@ -61,6 +61,13 @@ type Claims struct {
 	// Actor is set on tokens issued by token exchange: the Kubernetes
 	// identity that presented the subject token (RFC 8693 §4.1 `act`).
 	Actor *Actor `json:"act,omitempty"`
+	// AccountName is the ServiceAccount object's metadata.name, so that
+	// verifiers which see only the token (kube-apiserver's JWT
+	// authenticator) can name the account as /tokenreview does:
+	// <namespace>:<account_name>. Absent from tokens issued before it was
+	// added; the UID binding, not this claim, decides which account a
+	// token belongs to.
+	AccountName string `json:"account_name,omitempty"`
 
 	// Permissions are the fields of Scope; not serialized.
 	Permissions []string `json:"-"`
@@ -100,6 +107,8 @@ type Request struct {
 	Namespace   string
 	// AccountUID is the UID of the ServiceAccount object; required.
 	AccountUID string
+	// AccountName is the ServiceAccount object's name; optional.
+	AccountName string
 	// Extra claims; names that collide with the claims above are refused.
 	Extra map[string]string
 	// ID is the jti; unique per token.
@@ -147,7 +156,7 @@ func ReservedClaims() []string {
 // reserved are claim names Extra may not set.
 var reserved = map[string]bool{
 	"iss": true, "sub": true, "aud": true, "exp": true, "nbf": true, "iat": true, "jti": true,
-	"client_id": true, "scope": true, "permissions": true, "roles": true, "namespace": true, "account_uid": true,
+	"client_id": true, "scope": true, "permissions": true, "roles": true, "namespace": true, "account_uid": true, "account_name": true,
 	"typ": true, "cnf": true, "act": true, "azp": true,
 }
 
@@ -181,6 +190,7 @@ func (is *Issuer) Issue(r Request) (string, Claims, error) {
 		Namespace:   r.Namespace,
 		AccountUID:  r.AccountUID,
 		Actor:       r.Actor,
+		AccountName: r.AccountName,
 	}
 	b := jwt.Signed(is.signer).Claims(c)
 	if len(r.Extra) > 0 {

@@ -234,6 +234,11 @@ const (
 	// the user names and groups /tokenreview answers with.
 	FlagTokenReviewUsernamePrefix = "tokenreview-username-prefix"
 	FlagTokenReviewGroupsPrefix   = "tokenreview-groups-prefix"
+	// FlagTokenReviewAudiences are the calling API server's own audiences
+	// (its --api-audiences): what a TokenReview without spec.audiences
+	// means. kube-apiserver always sends its audiences; empty: a review
+	// without them is answered unauthenticated.
+	FlagTokenReviewAudiences = "tokenreview-audiences"
 )
 
 // RevocationKey is what the server keeps of a revoked token: hex of the

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
 	"github.com/authframework/authframework/internal/token"
 	"github.com/authframework/authframework/pkg/serverapi"
 )
@@ -210,7 +211,8 @@ func (s *Server) handleTokenExchange(w http.ResponseWriter, r *http.Request) {
 		refuse(ref, "tokenreview")
 		return
 	}
-	l, ref := exchangeTarget(id, s.store.Listers(id.ServiceAccount), r.PostForm.Get("client_id"))
+	l, ref := exchangeTarget(id, s.store.Listers(authv1alpha1.KubernetesServiceAccountKey(id.ServiceAccount.Namespace, id.ServiceAccount.Name)),
+		r.PostForm.Get("client_id"))
 	if ref != nil {
 		refuse(ref, "mapping")
 		return

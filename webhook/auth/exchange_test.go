@@ -260,7 +260,7 @@ func exchangeFixture(t *testing.T) (*fixture, *fakeReviewer) {
 			Breaker: breaker.Settings{Failures: 3, OpenFor: 5 * time.Second}}})
 	a, _, _ := f.store.Client(clientID)
 	listed := *a
-	listed.KubernetesServiceAccounts = []types.NamespacedName{{Namespace: ns, Name: "stock-sync"}}
+	listed.KubernetesServiceAccounts = []string{ns + "/stock-sync"}
 	f.store.SetAccount(listed)
 	return f, rev
 }
@@ -392,7 +392,7 @@ func TestTokenExchangeRefusals(t *testing.T) {
 	sub := subjectToken(t, []string{exchangeAudience}, epoch.Add(time.Hour))
 	rev.set(sub, user("stock-sync"), false)
 	f.store.SetAccount(Account{Key: types.NamespacedName{Namespace: ns, Name: "other"}, UID: "other-uid", ClientID: "team.other", Policy: "orders",
-		KubernetesServiceAccounts: []types.NamespacedName{{Namespace: ns, Name: "stock-sync"}}})
+		KubernetesServiceAccounts: []string{ns + "/stock-sync"}})
 	if w := f.do("POST", "/token", exchangeForm(sub), nil); w.Code != 400 || !strings.Contains(w.Body.String(), "listed by 2") {
 		t.Errorf("listed twice: %d %s", w.Code, w.Body)
 	}

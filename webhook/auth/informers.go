@@ -176,12 +176,9 @@ func (f *Feed) setAccount(o any) {
 	if sa.Spec.RevokeTokensIssuedBefore != nil {
 		a.RevokeTokensIssuedBefore = sa.Spec.RevokeTokensIssuedBefore.Time
 	}
-	for _, k := range sa.Spec.KubernetesServiceAccounts {
-		ns := k.Namespace
-		if ns == "" {
-			ns = sa.Namespace
-		}
-		a.KubernetesServiceAccounts = append(a.KubernetesServiceAccounts, types.NamespacedName{Namespace: ns, Name: k.Name})
+	if sa.DeletionTimestamp == nil {
+		// An account on its way out maps no one, as its controller reports.
+		a.KubernetesServiceAccounts = sa.KubernetesServiceAccountKeys()
 	}
 	f.store.SetAccount(a)
 }

@@ -44,6 +44,8 @@ type Options struct {
 	// TokenExchange enables and bounds token exchange of Kubernetes
 	// service-account tokens; off while its Audience is empty.
 	TokenExchange TokenExchange
+	// TokenReview configures TokenReviewHandler.
+	TokenReview TokenReviewOptions
 }
 
 // IdentityHeaders name the headers of a successful /validate.
@@ -77,6 +79,8 @@ type Server struct {
 	// reviews verifies token exchange subject tokens; nil when token
 	// exchange is off.
 	reviews *kubeReviews
+	// tokenReviews counts /tokenreview answers.
+	tokenReviews *prometheus.CounterVec
 	// extAuthz serves PathExtAuthz and everything under it, before the mux
 	// can clean (and redirect) the original path it carries.
 	extAuthz http.HandlerFunc
@@ -99,7 +103,7 @@ func NewServer(store *Store, opts Options) *Server {
 	opts.Throttles = opts.Throttles.withDefaults()
 	s := &Server{store: store, opts: opts, mux: http.NewServeMux(), cache: newResultCache(opts.CacheSize),
 		limits: newClientRates(opts.Throttles.Entries), auth: newAuthThrottle(opts.Throttles), guard: newTokenGuard(opts.Throttles),
-		metrics: newServerMetrics(opts.Registry)}
+		metrics: newServerMetrics(opts.Registry), tokenReviews: newTokenReviewMetrics(opts.Registry)}
 	if opts.TokenExchange.Audience != "" {
 		if opts.TokenExchange.Reviewer == nil {
 			panic("auth: TokenExchange.Audience set without a Reviewer")
@@ -123,12 +127,7 @@ func NewServer(store *Store, opts Options) *Server {
 
 // ServeHTTP assigns a request id (echoing a sane X-Request-ID) and routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	id := r.Header.Get(HeaderRequestID)
-	if !validRequestID(id) {
-		id = newRequestID()
-		r.Header.Set(HeaderRequestID, id)
-	}
-	w.Header().Set(HeaderRequestID, id)
+	assignRequestID(w, r)
 	p := r.URL.Path
 	switch {
 	case p == PathExtAuthz || strings.HasPrefix(p, PathExtAuthz+"/") || strings.HasPrefix(p, PathExtAuthz+";"):
@@ -181,6 +180,16 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) now() time.Time { return s.opts.Clock.Now().UTC() }
+
+// assignRequestID echoes a sane X-Request-ID, or generates one.
+func assignRequestID(w http.ResponseWriter, r *http.Request) {
+	id := r.Header.Get(HeaderRequestID)
+	if !validRequestID(id) {
+		id = newRequestID()
+		r.Header.Set(HeaderRequestID, id)
+	}
+	w.Header().Set(HeaderRequestID, id)
+}
 
 func requestID(r *http.Request) string { return r.Header.Get(HeaderRequestID) }
 

@@ -65,8 +65,9 @@ type Account struct {
 	Verifier                 credentials.Verifier
 	HasVerifier              bool
 	// KubernetesServiceAccounts may exchange their tokens for this
-	// account's (spec.kubernetesServiceAccounts, namespaces defaulted).
-	KubernetesServiceAccounts []types.NamespacedName
+	// account's: spec.kubernetesServiceAccounts as
+	// authv1alpha1.KubernetesServiceAccountKey ("namespace/name").
+	KubernetesServiceAccounts []string
 	// generation changes whenever anything above but the verifier changes;
 	// cached validation results made for another generation are misses.
 	generation uint64
@@ -98,7 +99,7 @@ type Store struct {
 	routes    map[types.NamespacedName][]authz.Route
 	audOwner  map[string]string // audience -> namespace of its first claimant
 	// listers are the accounts listing each Kubernetes service account.
-	listers map[types.NamespacedName][]types.NamespacedName
+	listers map[string][]types.NamespacedName
 	ready   atomic.Bool
 	// version counts changes to policies and their keys: what a signature
 	// check depends on.
@@ -122,7 +123,7 @@ func NewStore(clk clock.PassiveClock) *Store {
 		revoked:   map[string]time.Time{},
 		routes:    map[types.NamespacedName][]authz.Route{},
 		audOwner:  map[string]string{},
-		listers:   map[types.NamespacedName][]types.NamespacedName{},
+		listers:   map[string][]types.NamespacedName{},
 	}
 }
 
@@ -308,8 +309,9 @@ type Listing struct {
 }
 
 // Listers returns every account whose spec.kubernetesServiceAccounts names
-// the Kubernetes service account k, ordered by namespace/name.
-func (s *Store) Listers(k types.NamespacedName) []Listing {
+// the Kubernetes service account k (authv1alpha1.KubernetesServiceAccountKey),
+// ordered by namespace/name.
+func (s *Store) Listers(k string) []Listing {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	keys := slices.Clone(s.listers[k])

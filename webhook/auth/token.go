@@ -223,7 +223,7 @@ func (s *Server) grantAndIssue(w http.ResponseWriter, r *http.Request, a *Accoun
 
 func (s *Server) issue(a *Account, p *Policy, audience string, perms []string, actor *token.Actor) (string, token.Claims, error) {
 	return token.Mint(p.Issuer, p.TTL, p.Published[p.ActiveKey], s.opts.Clock, rand.Reader,
-		token.Subject{ClientID: a.ClientID, Namespace: a.Key.Namespace, UID: string(a.UID), Roles: a.Roles, Extra: a.Extra, Actor: actor}, audience, perms)
+		token.Subject{ClientID: a.ClientID, Namespace: a.Key.Namespace, UID: string(a.UID), Name: a.Key.Name, Roles: a.Roles, Extra: a.Extra, Actor: actor}, audience, perms)
 }
 
 func seconds(d time.Duration) string {

@@ -237,7 +237,7 @@ func bindingRefusal(c *token.Claims, p *Policy, a *Account) *refusal {
 	switch {
 	case a == nil || a.Policy != p.Key.Name || a.Key.Namespace != p.Key.Namespace || string(a.UID) != c.AccountUID:
 		return newRefusal("unknown_client", "the token was issued to an account object that no longer exists (deleted, or deleted and created again)")
-	case c.Subject != a.ClientID || c.ClientID != a.ClientID || c.Namespace != a.Key.Namespace:
+	case c.Subject != a.ClientID || c.ClientID != a.ClientID || c.Namespace != a.Key.Namespace || (c.AccountName != "" && c.AccountName != a.Key.Name):
 		return newRefusal("invalid_token", "the token's identity claims do not match its account")
 	}
 	return nil
