@@ -20,8 +20,9 @@ type Identity struct {
 	// Namespace is the ServiceAccount's namespace.
 	Namespace string
 	// AccountUID is the metadata.uid of the ServiceAccount object the token
-	// is bound to.
-	AccountUID string
+	// is bound to; AccountName its metadata.name (empty in tokens issued
+	// before the claim existed).
+	AccountUID, AccountName string
 	// Issuer is the token's `iss`; Audiences its `aud`.
 	Issuer    string
 	Audiences []string
@@ -75,6 +76,7 @@ func identityOf(c *token.Claims, kid string) *Identity {
 		ClientID:    c.ClientID,
 		Namespace:   c.Namespace,
 		AccountUID:  c.AccountUID,
+		AccountName: c.AccountName,
 		Issuer:      c.Issuer,
 		Audiences:   []string(c.Audience),
 		Permissions: c.Permissions,
