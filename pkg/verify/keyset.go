@@ -120,8 +120,9 @@ var errTooSoon = errors.New("the key set was fetched less than the refresh inter
 func (ks *keySet) lookup(ctx context.Context, kid string) (token.PublicKey, error) {
 	snap := ks.cur.Load()
 	if snap == nil {
-		var err error
-		if snap, err = ks.fetch(ctx); err != nil {
+		_, _ = ks.fetch(ctx)
+		// Another caller's fetch may have ended while this one was too soon.
+		if snap = ks.cur.Load(); snap == nil {
 			return token.PublicKey{}, errNoKeys
 		}
 	}
