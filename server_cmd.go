@@ -35,6 +35,7 @@ type serverOptions struct {
 	trustedProxies      []netip.Prefix
 	throttles           auth.Throttles
 	exchange            auth.TokenExchange
+	maxStreams          int
 	tokenReview         tokenReviewOptions
 	log                 logOptions
 }
@@ -58,6 +59,7 @@ func (o *serverOptions) bind(fs *flag.FlagSet) {
 	fs.Var(&o.throttles.FailedAuthPerClientSource, "failed-auth-per-client-source", "Failed client authentications for one client id from one source address (N/duration), known and unknown ids alike.")
 	fs.Var(&o.throttles.FailedTokensPerSource, "failed-tokens-per-source", "Tokens /validate may refuse after checking them for one source address (N/duration) before it stops checking that source's new tokens.")
 	fs.IntVar(&o.throttles.Entries, "throttle-entries", auth.DefaultThrottles.Entries, "Entries in each table of per-source counters and in the cache of refused token hashes (least recently used dropped).")
+	fs.IntVar(&o.maxStreams, serverapi.FlagMaxRevocationStreams, auth.DefaultMaxStreams, "Revocation streams (GET "+serverapi.PathRevocations+") this server holds open at most; more are answered 503 with Retry-After.")
 	o.exchange = auth.DefaultTokenExchange
 	fs.StringVar(&o.exchange.Audience, serverapi.FlagTokenExchangeAudience, "", "Audience Kubernetes service-account tokens must carry to be exchanged for access tokens (RFC 8693, verified with TokenReview; needs create on tokenreviews). Never the API server's own audience. Empty: token exchange is off.")
 	fs.DurationVar(&o.exchange.CacheTTL, serverapi.FlagTokenExchangeCacheTTL, o.exchange.CacheTTL, "How long a TokenReview result is reused (never past the subject token's exp): how late a deleted pod's token may still be exchanged.")
@@ -112,8 +114,8 @@ func startAuthServer(ctx context.Context, cfg *rest.Config, opts serverOptions, 
 		Server: auth.Options{
 			Clock: clock.RealClock{}, Log: log, Audit: log.WithName("audit"), Headers: opts.headers,
 			CacheSize: opts.cacheSize, Registry: reg, TrustedProxies: opts.trustedProxies, Throttles: opts.throttles,
-			TokenExchange: opts.exchange,
-			TokenReview:   opts.tokenReview.serverOptions(),
+			TokenExchange: opts.exchange, MaxStreams: opts.maxStreams,
+			TokenReview: opts.tokenReview.serverOptions(),
 		},
 	})
 	if err != nil {

@@ -6,8 +6,10 @@
 package revstream
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -81,14 +83,14 @@ func (l *Log) parse(c string) (uint64, bool) {
 // after returns scope's events after seq, the sequence of the last event
 // looked at, and a channel closed at the next Append. ok is false when
 // events after seq have been dropped or seq is in the future.
-func (l *Log) after(seq uint64, scope string) (evs []Event, last uint64, changed <-chan struct{}, ok bool) {
+func (l *Log) after(seq uint64, scope, also string) (evs []Event, last uint64, changed <-chan struct{}, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if seq > l.seq || len(l.entries) > 0 && seq+1 < l.entries[0].seq {
 		return nil, l.seq, l.changed, false
 	}
 	for _, e := range l.entries {
-		if e.seq > seq && e.scope == scope {
+		if e.seq > seq && (e.scope == scope || also != "" && e.scope == also) {
 			ev := e.ev
 			ev.Cursor = l.cursor(e.seq)
 			evs = append(evs, ev)
@@ -108,6 +110,9 @@ func (l *Log) last() uint64 {
 type Stream struct {
 	Log   *Log
 	Scope string
+	// AlsoScope, when set, is a second scope whose events the stream
+	// carries (events every subscriber gets).
+	AlsoScope string
 	// Policy ("namespace/name") and Issuer are set on every event.
 	Policy, Issuer string
 	// Snapshot returns the scope's state now, as events: what a client that
@@ -143,7 +148,7 @@ func (s Stream) Serve(w http.ResponseWriter, r *http.Request) {
 		cursor = r.URL.Query().Get("cursor")
 	}
 	seq, resumable := s.Log.parse(cursor)
-	evs, last, changed, ok := s.Log.after(seq, s.Scope)
+	evs, last, changed, ok := s.Log.after(seq, s.Scope, s.AlsoScope)
 	if !resumable || !ok {
 		// The position is taken before the state is read: an event that
 		// lands in between is sent again after the snapshot, which applying
@@ -155,7 +160,7 @@ func (s Stream) Serve(w http.ResponseWriter, r *http.Request) {
 			evs[i+1].Cursor = at
 		}
 		evs = append(evs, Event{Type: serverapi.EventSynced, Cursor: at})
-		_, last, changed, _ = s.Log.after(last, s.Scope) // only for changed; events after last come next round
+		_, last, changed, _ = s.Log.after(last, s.Scope, s.AlsoScope) // only for changed; events after last come next round
 	}
 	// Both timers exist before the first event is written.
 	beat := s.Clock.NewTicker(hb)
@@ -181,7 +186,7 @@ func (s Stream) Serve(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		}
-		evs, last, changed, ok = s.Log.after(last, s.Scope)
+		evs, last, changed, ok = s.Log.after(last, s.Scope, s.AlsoScope)
 		if !ok {
 			return
 		}
@@ -196,4 +201,55 @@ func (s Stream) write(w http.ResponseWriter, ev Event) error {
 	}
 	_, err = fmt.Fprintf(w, "id: %s\nevent: %s\ndata: %s\n\n", ev.Cursor, ev.Type, b)
 	return err
+}
+
+// Reader reads the events of a stream as Serve frames them.
+type Reader struct {
+	r *bufio.Reader
+}
+
+// NewReader reads events from r (a response body).
+func NewReader(r io.Reader) *Reader { return &Reader{r: bufio.NewReader(r)} }
+
+// Next returns the next event; io.EOF when the stream ended between events.
+// An event whose `id:` or `event:` lines disagree with its data is an error.
+func (rd *Reader) Next() (Event, error) {
+	var id, typ, data string
+	seen := false
+	for {
+		line, err := rd.r.ReadString('\n')
+		if err != nil {
+			if err == io.EOF && seen {
+				err = io.ErrUnexpectedEOF
+			}
+			return Event{}, err
+		}
+		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+		switch {
+		case line == "" && !seen:
+			continue
+		case line == "":
+			var ev Event
+			if err := json.Unmarshal([]byte(data), &ev); err != nil {
+				return Event{}, fmt.Errorf("event data: %w", err)
+			}
+			if ev.Cursor != id || ev.Type != typ {
+				return Event{}, fmt.Errorf("event %q (id %q) carries data of %q (cursor %q)", typ, id, ev.Type, ev.Cursor)
+			}
+			return ev, nil
+		case strings.HasPrefix(line, ":"): // an SSE comment
+		default:
+			seen = true
+			field, value, _ := strings.Cut(line, ":")
+			value = strings.TrimPrefix(value, " ")
+			switch field {
+			case "id":
+				id = value
+			case "event":
+				typ = value
+			case "data":
+				data += value
+			}
+		}
+	}
 }

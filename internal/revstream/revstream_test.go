@@ -1,12 +1,10 @@
 package revstream
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,11 +16,11 @@ import (
 
 var t0 = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 
-// sse reads Server-Sent Events as the contract frames them.
+// sse is a stream opened by a test.
 type sse struct {
 	t    *testing.T
 	resp *http.Response
-	r    *bufio.Reader
+	rd   *Reader
 }
 
 func open(t *testing.T, url, lastEventID string) *sse {
@@ -39,45 +37,16 @@ func open(t *testing.T, url, lastEventID string) *sse {
 	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
 		t.Fatalf("Content-Type %q", ct)
 	}
-	return &sse{t: t, resp: resp, r: bufio.NewReader(resp.Body)}
+	return &sse{t: t, resp: resp, rd: NewReader(resp.Body)}
 }
 
-// next reads one event and checks its framing: id is the cursor, event the
-// type.
 func (s *sse) next() Event {
 	s.t.Helper()
-	var id, typ, data string
-	for {
-		line, err := s.r.ReadString('\n')
-		if err != nil {
-			s.t.Fatalf("stream ended: %v", err)
-		}
-		line = strings.TrimSuffix(line, "\n")
-		switch {
-		case line == "":
-			var ev Event
-			if err := json.Unmarshal([]byte(data), &ev); err != nil {
-				s.t.Fatalf("data %q: %v", data, err)
-			}
-			if ev.Cursor != id || ev.Type != typ {
-				s.t.Fatalf("id %q event %q for %+v", id, typ, ev)
-			}
-			return ev
-		case strings.HasPrefix(line, "id: "):
-			id = line[4:]
-		case strings.HasPrefix(line, "event: "):
-			typ = line[7:]
-		case strings.HasPrefix(line, "data: "):
-			data = line[6:]
-		default:
-			s.t.Fatalf("unexpected line %q", line)
-		}
+	ev, err := s.rd.Next()
+	if err != nil {
+		s.t.Fatalf("stream: %v", err)
 	}
-}
-
-func (s *sse) ended() bool {
-	_, err := s.r.ReadString('\n')
-	return err != nil
+	return ev
 }
 
 type fixture struct {
@@ -163,12 +132,12 @@ func TestBookmarksAndEnd(t *testing.T) {
 	// The stream ends when the caller's token expires.
 	stepWhenWaiting(t, f.clock, time.Hour)
 	for {
-		line, err := s.r.ReadString('\n')
-		if err != nil {
+		ev, err := s.rd.Next()
+		if err == io.EOF {
 			break
 		}
-		if strings.HasPrefix(line, "event: ") && line != "event: bookmark\n" {
-			t.Fatalf("after the end: %q", line)
+		if err != nil || ev.Type != serverapi.EventBookmark {
+			t.Fatalf("after the end: %+v, %v", ev, err)
 		}
 	}
 }

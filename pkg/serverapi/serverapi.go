@@ -175,6 +175,8 @@ const (
 	// MetricTokenExchangeBreaker is the state of the circuit breaker in front
 	// of the Kubernetes API's TokenReview: 0 closed, 1 half-open, 2 open.
 	MetricTokenExchangeBreaker = "authframework_token_exchange_breaker_state"
+	// MetricRevocationStreams is the number of open revocation streams.
+	MetricRevocationStreams = "authframework_revocation_streams"
 	// MetricTokenReviewWebhook counts /tokenreview answers by `result`
 	// (authenticated, unauthenticated, malformed).
 	MetricTokenReviewWebhook = "authframework_tokenreview_webhook_total"
@@ -200,6 +202,9 @@ const (
 	FlagHeaderClientID      = "header-client-id"
 	FlagHeaderRoles         = "header-roles"
 	FlagHeaderTokenID       = "header-token-id"
+
+	// FlagMaxRevocationStreams bounds the open revocation streams.
+	FlagMaxRevocationStreams = "max-revocation-streams"
 
 	// FlagTokenExchangeAudience enables token exchange of Kubernetes
 	// service-account tokens: the audience those tokens must carry (never

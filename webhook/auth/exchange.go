@@ -201,6 +201,15 @@ func (s *Server) handleTokenExchange(w http.ResponseWriter, r *http.Request) {
 		refuse(ref, "subject_token")
 		return
 	}
+	// A source whose exchanges keep being refused by the Kubernetes API
+	// stops reaching it: a flood of forged tokens costs its sender, not the
+	// API server and not the other pods.
+	src, now := s.source(r), s.now()
+	if wait, throttled := s.auth.exchangeThrottled(src, now); throttled {
+		refuse(&exchangeRefusal{status: http.StatusTooManyRequests, code: "invalid_request", retryAfter: max(wait, time.Second),
+			msg: "too many refused token exchanges from this address; retry later"}, "throttled")
+		return
+	}
 	st, err := s.reviews.review(raw, exp)
 	if u, ok := asUnavailable(err); ok {
 		refuse(&exchangeRefusal{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", msg: u.reason, retryAfter: u.retryAfter}, "tokenreview")
@@ -208,12 +217,16 @@ func (s *Server) handleTokenExchange(w http.ResponseWriter, r *http.Request) {
 	}
 	id, ref := kubeIdentityOf(st, s.reviews.o.Audience)
 	if ref != nil {
+		s.auth.exchangeRefused(src, now)
 		refuse(ref, "tokenreview")
 		return
 	}
 	l, ref := exchangeTarget(id, s.store.Listers(authv1alpha1.KubernetesServiceAccountKey(id.ServiceAccount.Namespace, id.ServiceAccount.Name)),
 		r.PostForm.Get("client_id"))
 	if ref != nil {
+		if ref.status == http.StatusBadRequest {
+			s.auth.exchangeRefused(src, now)
+		}
 		refuse(ref, "mapping")
 		return
 	}

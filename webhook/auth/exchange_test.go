@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -452,5 +453,43 @@ func TestTokenExchangeBreaker(t *testing.T) {
 	metrics = f.do("GET", "/metrics", nil, nil).Body.String()
 	if !strings.Contains(metrics, serverapi.MetricTokenExchangeBreaker+" 0") {
 		t.Errorf("breaker not closed:\n%s", metrics)
+	}
+}
+
+// TestTokenExchangeFloodCostsItsSender: a source whose subject tokens the
+// API server keeps refusing stops reaching it; other sources do not notice.
+func TestTokenExchangeFloodCostsItsSender(t *testing.T) {
+	f, rev := exchangeFixture(t)
+	f.server = NewServer(f.store, Options{Clock: f.clock, Log: testLogger(f.logs), Audit: testLogger(f.logs), Revocations: f.revs,
+		Throttles:     Throttles{FailedAuthPerSource: Budget{N: 3, Per: time.Minute}},
+		TokenExchange: TokenExchange{Audience: exchangeAudience, Reviewer: rev}})
+	for i := range 3 {
+		forged := subjectToken(t, []string{exchangeAudience}, epoch.Add(time.Hour)) // unknown to the reviewer: refused
+		if w := f.do("POST", "/token", exchangeForm(forged), nil); w.Code != 400 {
+			t.Fatalf("forged token %d: %d %s", i, w.Code, w.Body)
+		}
+	}
+	w := f.do("POST", "/token", exchangeForm(subjectToken(t, []string{exchangeAudience}, epoch.Add(time.Hour))), nil)
+	if w.Code != 429 || w.Header().Get("Retry-After") == "" || !strings.Contains(w.Body.String(), "too many refused token exchanges") {
+		t.Fatalf("fourth forged token: %d %s", w.Code, w.Body)
+	}
+	if rev.count() != 3 {
+		t.Errorf("%d TokenReviews, want 3: the throttled one must not reach the API server", rev.count())
+	}
+	// Another pod (another address) exchanges its real token.
+	sub := subjectToken(t, []string{exchangeAudience}, epoch.Add(time.Hour))
+	rev.set(sub, authnv1.TokenReviewStatus{Authenticated: true, User: authnv1.UserInfo{Username: "system:serviceaccount:team:stock-sync"}}, false)
+	req := httptest.NewRequest("POST", "/token", strings.NewReader(exchangeForm(sub).Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.RemoteAddr = "198.51.100.7:4000"
+	rec := httptest.NewRecorder()
+	f.server.ServeHTTP(rec, req)
+	if rec.Code != 200 {
+		t.Errorf("another source: %d %s", rec.Code, rec.Body)
+	}
+	// The budget refills.
+	f.clock.Step(time.Minute)
+	if w := f.do("POST", "/token", exchangeForm(sub), nil); w.Code != 200 {
+		t.Errorf("after the budget refilled: %d %s", w.Code, w.Body)
 	}
 }

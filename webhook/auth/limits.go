@@ -205,6 +205,19 @@ func (a *authThrottle) failed(clientID string, src netip.Prefix, now time.Time) 
 	return 0, false
 }
 
+// exchangeRefused counts a token exchange refused after its subject token
+// was sent to the Kubernetes API, against the source's failed-auth budget.
+func (a *authThrottle) exchangeRefused(src netip.Prefix, now time.Time) {
+	a.perSource.get(src).ReserveN(now, 1)
+}
+
+// exchangeThrottled reports whether src has spent its failed-auth budget,
+// and how long until it has one again: its next exchange is refused without
+// asking the Kubernetes API.
+func (a *authThrottle) exchangeThrottled(src netip.Prefix, now time.Time) (time.Duration, bool) {
+	return a.perSource.exhausted(src, now)
+}
+
 // tokenGuard keeps /validate's per-source budget of refused tokens and a
 // small cache of recently refused token hashes.
 type tokenGuard struct {

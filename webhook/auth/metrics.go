@@ -15,6 +15,7 @@ type serverMetrics struct {
 	latency  *prometheus.HistogramVec
 	cache    *prometheus.CounterVec
 	issued   *prometheus.CounterVec
+	streams  prometheus.Gauge
 	// The cache counters, resolved once: /validate is the hot path.
 	cacheHits, cacheMisses prometheus.Counter
 }
@@ -27,6 +28,8 @@ func newServerMetrics(reg prometheus.Registerer) *serverMetrics {
 		cache:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: serverapi.MetricValidationCache, Help: "Validation result cache lookups by result."}, []string{"result"}),
 		issued: prometheus.NewCounterVec(prometheus.CounterOpts{Name: serverapi.MetricTokensIssued, Help: "Access tokens issued by namespace and policy."}, []string{"namespace", "policy"}),
 	}
+	m.streams = prometheus.NewGauge(prometheus.GaugeOpts{Name: serverapi.MetricRevocationStreams, Help: "Open revocation streams."})
+	reg.MustRegister(m.streams)
 	m.cacheHits, m.cacheMisses = m.cache.WithLabelValues("hit"), m.cache.WithLabelValues("miss")
 	reg.MustRegister(m.requests, m.latency, m.cache, m.issued)
 	return m
@@ -36,6 +39,10 @@ type statusRecorder struct {
 	http.ResponseWriter
 	code int
 }
+
+// Unwrap lets http.ResponseController reach the connection (the revocation
+// stream flushes and lifts the write deadline).
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 func (r *statusRecorder) WriteHeader(code int) {
 	r.code = code

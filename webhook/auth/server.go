@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"path"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -41,6 +42,12 @@ type Options struct {
 	// Throttles bound what failing callers may cost; zero fields take
 	// DefaultThrottles.
 	Throttles Throttles
+	// MaxStreams bounds the open revocation streams; DefaultMaxStreams
+	// when zero.
+	MaxStreams int
+	// StreamHeartbeat is how often the revocation stream sends a bookmark;
+	// serverapi.RevocationHeartbeatSeconds when zero.
+	StreamHeartbeat time.Duration
 	// TokenExchange enables and bounds token exchange of Kubernetes
 	// service-account tokens; off while its Audience is empty.
 	TokenExchange TokenExchange
@@ -76,6 +83,8 @@ type Server struct {
 	auth    *authThrottle
 	guard   *tokenGuard
 	metrics *serverMetrics
+	// streams counts open revocation streams.
+	streams atomic.Int64
 	// reviews verifies token exchange subject tokens; nil when token
 	// exchange is off.
 	reviews *kubeReviews
@@ -115,6 +124,7 @@ func NewServer(store *Store, opts Options) *Server {
 	s.mux.HandleFunc(PathForwardAuth, s.instrument(serverapi.EndpointValidate, s.validateHandler(shapeTraefik)))
 	s.extAuthz = s.instrument(serverapi.EndpointValidate, s.validateHandler(shapeEnvoy))
 	s.mux.HandleFunc("POST "+serverapi.PathRevoke, s.instrument("revoke", s.handleRevoke))
+	s.mux.HandleFunc("GET "+serverapi.PathRevocations, s.instrument("revocations", s.handleRevocations))
 	s.mux.HandleFunc("POST "+serverapi.PathIntrospect, s.instrument("introspect", s.handleIntrospect))
 	s.mux.HandleFunc("GET "+serverapi.DiscoveryPath("{namespace}", "{policy}"), s.instrument("discovery", s.handleDiscovery))
 	s.mux.HandleFunc("GET "+serverapi.JWKSPath("{namespace}", "{policy}"), s.instrument("jwks", s.handleJWKS))

@@ -106,6 +106,8 @@ type Store struct {
 	version atomic.Uint64
 	// generations numbers account versions (see Account.generation).
 	generations uint64
+	// stream feeds the revocation stream (stream.go).
+	stream streamState
 }
 
 // NewStore returns an empty store whose verifiers use clk.
@@ -124,6 +126,7 @@ func NewStore(clk clock.PassiveClock) *Store {
 		routes:    map[types.NamespacedName][]authz.Route{},
 		audOwner:  map[string]string{},
 		listers:   map[string][]types.NamespacedName{},
+		stream:    newStreamState(),
 	}
 }
 
@@ -212,7 +215,8 @@ func (s *Store) SetKeys(policy types.NamespacedName, owner types.UID, ks []keys.
 // published when status says so and its material is at hand.
 func (s *Store) rebuildPolicy(key types.NamespacedName) {
 	defer s.version.Add(1)
-	if old, ok := s.policies[key]; ok {
+	old := s.policies[key]
+	if old != nil {
 		for kid := range old.Published {
 			delete(s.byKid, kid)
 		}
@@ -220,6 +224,7 @@ func (s *Store) rebuildPolicy(key types.NamespacedName) {
 	src, ok := s.policySrc[key]
 	if !ok {
 		delete(s.policies, key)
+		s.keyEvents(key, old, nil)
 		return
 	}
 	p := src.Policy
@@ -239,6 +244,7 @@ func (s *Store) rebuildPolicy(key types.NamespacedName) {
 	}
 	p.verifier = p.buildVerifier(s.clock)
 	s.policies[key] = &p
+	s.keyEvents(key, old, &p)
 }
 
 // SetAccount records a ServiceAccount.
@@ -256,6 +262,7 @@ func (s *Store) SetAccount(a Account) {
 		a.generation = s.generations
 	}
 	s.accounts[a.Key] = &a
+	s.accountEvents(old, &a)
 	if had {
 		s.unlist(old)
 	}
@@ -283,6 +290,7 @@ func (s *Store) DeleteAccount(key types.NamespacedName) {
 	old, had := s.accounts[key]
 	delete(s.accounts, key)
 	if had {
+		s.accountEvents(old, nil)
 		s.unlist(old)
 		s.claimants[old.ClientID] = slices.DeleteFunc(s.claimants[old.ClientID], func(k types.NamespacedName) bool { return k == key })
 		s.electClient(old.ClientID)
@@ -445,6 +453,7 @@ func (s *Store) SetRevoked(add map[string]time.Time, remove []string) {
 	for key, exp := range add {
 		if old, ok := s.revoked[key]; !ok || exp.After(old) {
 			s.revoked[key] = exp
+			s.revocationEvent(key, exp)
 		}
 	}
 }
