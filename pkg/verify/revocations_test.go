@@ -3,9 +3,7 @@ package verify
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -146,29 +144,6 @@ func TestBackoff(t *testing.T) {
 		if got := backoff(tc.n, lo, hi, tc.r); got.Round(time.Millisecond) != tc.want {
 			t.Errorf("%s: backoff(%d, %v) = %v, want %v", tc.describe, tc.n, tc.r, got, tc.want)
 		}
-	}
-}
-
-func TestReadEvents(t *testing.T) {
-	in := ": keep-alive comment\r\n" +
-		"id: 1\r\nevent: snapshot\r\ndata: {}\r\n\r\n" +
-		"event: token_revoked\ndata: {\"revocation_key\":\"a\",\ndata: \"exp\":5}\n\n" + // data over two lines; id persists
-		"id: 3\ndata: {\"type\":\"bookmark\",\"cursor\":\"3x\"}\n\n" + // the data's own fields win
-		"id: 4\nevent: synced\n\n" // no data: not an event
-	var got []string
-	err := readEvents(strings.NewReader(in), func(ev serverapi.RevocationEvent) error {
-		got = append(got, fmt.Sprintf("%s@%s:%s/%d", ev.Type, ev.Cursor, ev.RevocationKey, ev.Expiry))
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := "snapshot@1:/0 token_revoked@1:a/5 bookmark@3x:/0"
-	if strings.Join(got, " ") != want {
-		t.Errorf("events %q, want %q", strings.Join(got, " "), want)
-	}
-	if err := readEvents(strings.NewReader("data: not json\n\n"), func(serverapi.RevocationEvent) error { return nil }); err == nil {
-		t.Error("malformed data accepted")
 	}
 }
 

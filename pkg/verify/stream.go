@@ -1,9 +1,7 @@
 package verify
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +16,7 @@ import (
 	"golang.org/x/oauth2"
 	"k8s.io/utils/clock"
 
+	"github.com/authframework/authframework/internal/revstream"
 	"github.com/authframework/authframework/pkg/serverapi"
 )
 
@@ -240,11 +239,21 @@ func (s *subscriber) connect(ctx context.Context) (got bool, err error) {
 		case <-ctx.Done():
 		}
 	}()
-	err = readEvents(resp.Body, func(ev serverapi.RevocationEvent) error {
+	rd := revstream.NewReader(resp.Body)
+	for {
+		var ev serverapi.RevocationEvent
+		if ev, err = rd.Next(); err != nil {
+			break
+		}
 		idle.Reset(s.opts.IdleTimeout)
 		got = true
-		return s.apply(ev)
-	})
+		if err = s.apply(ev); err != nil {
+			break
+		}
+	}
+	if errors.Is(err, io.EOF) {
+		err = nil // the server ended the stream (the token expired)
+	}
 	switch {
 	case timedOut.Load():
 		return got, fmt.Errorf("no event for %s", s.opts.IdleTimeout)
@@ -294,62 +303,4 @@ func (s *subscriber) apply(ev serverapi.RevocationEvent) error {
 		}
 	}
 	return nil
-}
-
-// maxEventSize bounds one event of the stream, in bytes.
-const maxEventSize = 64 << 10
-
-// readEvents reads Server-Sent Events (the WHATWG HTML "event stream"
-// format) and calls fn with each one's data decoded as a RevocationEvent;
-// `event:` and `id:` fill Type and Cursor when the data lacks them.
-func readEvents(r io.Reader, fn func(serverapi.RevocationEvent) error) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 4096), maxEventSize)
-	var event, id string
-	var data strings.Builder
-	for sc.Scan() {
-		line := strings.TrimSuffix(sc.Text(), "\r")
-		if line == "" {
-			if data.Len() > 0 {
-				var ev serverapi.RevocationEvent
-				if err := json.Unmarshal([]byte(data.String()), &ev); err != nil {
-					return fmt.Errorf("revocation event: %w", err)
-				}
-				if ev.Type == "" {
-					ev.Type = event
-				}
-				if ev.Cursor == "" {
-					ev.Cursor = id
-				}
-				if err := fn(ev); err != nil {
-					return err
-				}
-			}
-			event = "" // the last event id persists, as in the format
-			data.Reset()
-			continue
-		}
-		if strings.HasPrefix(line, ":") {
-			continue // a comment, such as a keep-alive
-		}
-		name, value, _ := strings.Cut(line, ":")
-		value = strings.TrimPrefix(value, " ")
-		switch name {
-		case "event":
-			event = value
-		case "data":
-			if data.Len() > 0 {
-				data.WriteByte('\n')
-			}
-			data.WriteString(value)
-			if data.Len() > maxEventSize {
-				return errors.New("revocation event too large")
-			}
-		case "id":
-			if !strings.ContainsRune(value, 0) {
-				id = value
-			}
-		}
-	}
-	return sc.Err()
 }
