@@ -203,7 +203,7 @@ func TestMiddlewareAgainstAuthServer(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	t.Logf("the local-mode middleware refused the revoked token %v after /revoke returned", time.Since(revoked).Round(time.Millisecond))
+	t.Logf("the local-mode middleware refused the revoked token %v after /revoke returned", time.Since(revoked).Round(10*time.Microsecond))
 	mustRefuse("a revoked token", tok, verify.CodeTokenRevoked, "remote")
 
 	// A key rotation is picked up without a restart.
