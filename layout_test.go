@@ -56,6 +56,7 @@ func TestImportRules(t *testing.T) {
 		{"./webhook/admission/...", []string{module + "/controllers"}, "admission shares the contract, not the controllers"},
 		{"./controllers/...", []string{module + "/webhook/auth"}, "the control plane does not import the data plane"},
 		{"./pkg/...", []string{"k8s.io/client-go", "sigs.k8s.io/controller-runtime", module + "/controllers", module + "/webhook"}, "public packages are importable without the operator"},
+		{"./pkg/verify/...", []string{"google.golang.org/grpc"}, "net/http services do not import gRPC; the interceptors are in pkg/grpcauth"},
 		{".", []string{module + "/test", module + "/webhook/auth/authtest", module + "/internal/certs/certstest", module + "/pkg/issuertest"}, "test fixtures are not compiled into the binary"},
 	}
 	for _, r := range rules {

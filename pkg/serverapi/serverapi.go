@@ -143,6 +143,21 @@ const (
 	HeaderRequestID = "X-Request-ID"
 )
 
+// ValidRequestID reports whether id is a HeaderRequestID value worth
+// echoing: what a proxy sends, at most 128 printable ASCII characters
+// without spaces. Anything else is replaced by a fresh id.
+func ValidRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, c := range id {
+		if c <= ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
+}
+
 // Metrics.
 const (
 	// MetricRequests counts requests by LabelEndpoint and LabelCode.
