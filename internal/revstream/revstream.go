@@ -208,23 +208,30 @@ type Reader struct {
 	r *bufio.Reader
 }
 
+// MaxEventBytes bounds one event (all its lines) a Reader accepts: a
+// broken or hostile stream cannot make a client buffer without end.
+const MaxEventBytes = 64 << 10
+
 // NewReader reads events from r (a response body).
-func NewReader(r io.Reader) *Reader { return &Reader{r: bufio.NewReader(r)} }
+func NewReader(r io.Reader) *Reader { return &Reader{r: bufio.NewReaderSize(r, MaxEventBytes)} }
 
 // Next returns the next event; io.EOF when the stream ended between events.
 // An event whose `id:` or `event:` lines disagree with its data is an error.
 func (rd *Reader) Next() (Event, error) {
 	var id, typ, data string
-	seen := false
+	seen, size := false, 0
 	for {
-		line, err := rd.r.ReadString('\n')
-		if err != nil {
-			if err == io.EOF && seen {
-				err = io.ErrUnexpectedEOF
-			}
+		raw, err := rd.r.ReadSlice('\n')
+		size += len(raw)
+		switch {
+		case err == bufio.ErrBufferFull || size > MaxEventBytes:
+			return Event{}, fmt.Errorf("an event longer than %d bytes", MaxEventBytes)
+		case err == io.EOF && seen:
+			return Event{}, io.ErrUnexpectedEOF
+		case err != nil:
 			return Event{}, err
 		}
-		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+		line := strings.TrimSuffix(strings.TrimSuffix(string(raw), "\n"), "\r")
 		switch {
 		case line == "" && !seen:
 			continue

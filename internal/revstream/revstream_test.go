@@ -3,6 +3,7 @@ package revstream
 import (
 	"context"
 	"io"
+	"strings"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -152,4 +153,22 @@ func stepWhenWaiting(t *testing.T, clk *clocktesting.FakeClock, d time.Duration)
 		t.Fatal("the stream does not wait")
 	}
 	clk.Step(d)
+}
+
+func TestReaderBoundsEvents(t *testing.T) {
+	huge := "id: e1-1\nevent: token_revoked\ndata: " + strings.Repeat("x", MaxEventBytes) + "\n\n"
+	if _, err := NewReader(strings.NewReader(huge)).Next(); err == nil || !strings.Contains(err.Error(), "longer than") {
+		t.Errorf("a huge line: %v", err)
+	}
+	many := "id: e1-1\nevent: token_revoked\n" + strings.Repeat("data: "+strings.Repeat("x", 1000)+"\n", 70) + "\n"
+	if _, err := NewReader(strings.NewReader(many)).Next(); err == nil || !strings.Contains(err.Error(), "longer than") {
+		t.Errorf("many lines: %v", err)
+	}
+	if _, err := NewReader(strings.NewReader("id: e1-1\nevent: bookmark\n")).Next(); err != io.ErrUnexpectedEOF {
+		t.Errorf("a cut event: %v", err)
+	}
+	ok := ": comment\n\nid: e1-1\nevent: bookmark\ndata: {\"type\":\"bookmark\",\"cursor\":\"e1-1\"}\n\n"
+	if ev, err := NewReader(strings.NewReader(ok)).Next(); err != nil || ev.Type != serverapi.EventBookmark {
+		t.Errorf("a good event: %+v %v", ev, err)
+	}
 }

@@ -16,20 +16,9 @@ import (
 	"github.com/authframework/authframework/pkg/serverapi"
 )
 
-// discovery is the OIDC discovery document of one issuer, enough for
-// standard validators (go-oidc and the like) to find the keys.
-type discovery struct {
-	Issuer                            string   `json:"issuer"`
-	JWKSURI                           string   `json:"jwks_uri"`
-	TokenEndpoint                     string   `json:"token_endpoint"`
-	RevocationEndpoint                string   `json:"revocation_endpoint"`
-	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
-	GrantTypesSupported               []string `json:"grant_types_supported"`
-	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
-	ResponseTypesSupported            []string `json:"response_types_supported"`
-	SubjectTypesSupported             []string `json:"subject_types_supported"`
-	IDTokenSigningAlgValuesSupported  []string `json:"id_token_signing_alg_values_supported"`
-}
+// discovery is the OIDC discovery document of one issuer (the shape
+// clients read: serverapi.Discovery).
+type discovery = serverapi.Discovery
 
 func (s *Server) policyFor(w http.ResponseWriter, r *http.Request) (*Policy, bool) {
 	p, ok := s.store.PolicyByName(types.NamespacedName{Namespace: r.PathValue("namespace"), Name: r.PathValue("policy")})
@@ -67,7 +56,7 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 		TokenEndpoint:                     base + serverapi.PathToken,
 		RevocationEndpoint:                base + serverapi.PathRevoke,
 		IntrospectionEndpoint:             base + serverapi.PathIntrospect,
-		GrantTypesSupported:               []string{"client_credentials"},
+		GrantTypesSupported:               s.grantTypes(),
 		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post"},
 		// No authorization endpoint, so no response type (RFC 8414 §2).
 		ResponseTypesSupported:           []string{},
@@ -111,4 +100,12 @@ func serverBase(r *http.Request, trusted []netip.Prefix) string {
 		}
 	}
 	return proto + "://" + host
+}
+
+// grantTypes are the grant types /token takes.
+func (s *Server) grantTypes() []string {
+	if s.exchangeEnabled() {
+		return []string{"client_credentials", serverapi.GrantTypeTokenExchange}
+	}
+	return []string{"client_credentials"}
 }

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/authframework/authframework/pkg/serverapi"
 )
 
 // handleRevoke is RFC 7009 token revocation. The client must authenticate
@@ -55,21 +57,8 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// introspection is the RFC 7662 response.
-type introspection struct {
-	Active    bool     `json:"active"`
-	Scope     string   `json:"scope,omitempty"`
-	ClientID  string   `json:"client_id,omitempty"`
-	TokenType string   `json:"token_type,omitempty"`
-	Exp       int64    `json:"exp,omitempty"`
-	Iat       int64    `json:"iat,omitempty"`
-	Nbf       int64    `json:"nbf,omitempty"`
-	Sub       string   `json:"sub,omitempty"`
-	Aud       []string `json:"aud,omitempty"`
-	Iss       string   `json:"iss,omitempty"`
-	Jti       string   `json:"jti,omitempty"`
-	Namespace string   `json:"namespace,omitempty"`
-}
+// introspection is the RFC 7662 response (serverapi.Introspection).
+type introspection = serverapi.Introspection
 
 // handleIntrospect is RFC 7662 introspection for resource servers that
 // cannot validate JWTs. The caller authenticates as a client; a token that is

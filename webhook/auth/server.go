@@ -194,7 +194,7 @@ func (s *Server) now() time.Time { return s.opts.Clock.Now().UTC() }
 // assignRequestID echoes a sane X-Request-ID, or generates one.
 func assignRequestID(w http.ResponseWriter, r *http.Request) {
 	id := r.Header.Get(HeaderRequestID)
-	if !validRequestID(id) {
+	if !serverapi.ValidRequestID(id) {
 		id = newRequestID()
 		r.Header.Set(HeaderRequestID, id)
 	}
@@ -203,18 +203,6 @@ func assignRequestID(w http.ResponseWriter, r *http.Request) {
 
 func requestID(r *http.Request) string { return r.Header.Get(HeaderRequestID) }
 
-// validRequestID accepts ids a proxy would send: short, printable, no spaces.
-func validRequestID(id string) bool {
-	if id == "" || len(id) > 128 {
-		return false
-	}
-	for _, c := range id {
-		if c <= ' ' || c > '~' {
-			return false
-		}
-	}
-	return true
-}
 
 func newRequestID() string {
 	b := make([]byte, 16)

@@ -17,15 +17,8 @@ import (
 	"github.com/authframework/authframework/pkg/serverapi"
 )
 
-// tokenResponse is the RFC 6749 §5.1 response. No refresh token: the client
-// credentials grant must not issue one (RFC 6749 §4.4.3).
-type tokenResponse struct {
-	AccessToken     string `json:"access_token"`
-	TokenType       string `json:"token_type"`
-	ExpiresIn       int    `json:"expires_in"`
-	Scope           string `json:"scope,omitempty"`
-	IssuedTokenType string `json:"issued_token_type,omitempty"`
-}
+// tokenResponse is the RFC 6749 §5.1 response (serverapi.TokenResponse).
+type tokenResponse = serverapi.TokenResponse
 
 // dummyVerifier is compared against when a client id is unknown, so an
 // unknown client costs the same time as a wrong secret.
