@@ -3,9 +3,9 @@ package revstream
 import (
 	"context"
 	"io"
-	"strings"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 

@@ -203,7 +203,6 @@ func assignRequestID(w http.ResponseWriter, r *http.Request) {
 
 func requestID(r *http.Request) string { return r.Header.Get(HeaderRequestID) }
 
-
 func newRequestID() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
