@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -89,8 +90,11 @@ func (l *Log) after(seq uint64, scope, also string) (evs []Event, last uint64, c
 	if seq > l.seq || len(l.entries) > 0 && seq+1 < l.entries[0].seq {
 		return nil, l.seq, l.changed, false
 	}
-	for _, e := range l.entries {
-		if e.seq > seq && (e.scope == scope || also != "" && e.scope == also) {
+	// Entries are in sequence order: start after seq without looking at
+	// what the stream has seen.
+	start := sort.Search(len(l.entries), func(i int) bool { return l.entries[i].seq > seq })
+	for _, e := range l.entries[start:] {
+		if e.scope == scope || also != "" && e.scope == also {
 			ev := e.ev
 			ev.Cursor = l.cursor(e.seq)
 			evs = append(evs, ev)
@@ -118,21 +122,38 @@ type Stream struct {
 	// Snapshot returns the scope's state now, as events: what a client that
 	// cannot resume needs to know.
 	Snapshot func() []Event
+	// SnapshotSlots, when set, bounds the snapshots held at once: a stream
+	// takes a slot before calling Snapshot and gives it back once the
+	// snapshot is written (or the stream ends), so memory for snapshots is
+	// bounded by the slots, not by the streams.
+	SnapshotSlots chan struct{}
 	// Until ends the stream (the caller's token expires).
 	Until time.Time
 	Clock clock.WithTicker
 	// Heartbeat is how often a bookmark is sent, so the longest quiet time;
 	// serverapi.RevocationHeartbeatSeconds when zero.
 	Heartbeat time.Duration
+	// WriteTimeout bounds each write of events: a client that stops reading
+	// is cut off then instead of holding the stream (and what it was being
+	// sent) for ever. DefaultWriteTimeout when zero. It is a network
+	// deadline, so it runs on real time.
+	WriteTimeout time.Duration
 }
 
-// Serve writes the stream until Until, the client going away, or the client
-// falling so far behind that the log dropped events it has not seen (it
-// then reconnects and gets a snapshot). Server write timeouts are lifted for
-// this response.
+// DefaultWriteTimeout is Stream.WriteTimeout's default.
+const DefaultWriteTimeout = 30 * time.Second
+
+// Serve writes the stream until Until, the client going away, a write
+// taking longer than WriteTimeout, or the client falling so far behind that
+// the log dropped events it has not seen (it then reconnects and gets a
+// snapshot). The server's write timeout is replaced by WriteTimeout per
+// batch of events.
 func (s Stream) Serve(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{})
+	wt := s.WriteTimeout
+	if wt <= 0 {
+		wt = DefaultWriteTimeout
+	}
 	hb := s.Heartbeat
 	if hb <= 0 {
 		hb = serverapi.RevocationHeartbeatSeconds * time.Second
@@ -149,7 +170,21 @@ func (s Stream) Serve(w http.ResponseWriter, r *http.Request) {
 	}
 	seq, resumable := s.Log.parse(cursor)
 	evs, last, changed, ok := s.Log.after(seq, s.Scope, s.AlsoScope)
+	held := false
+	defer func() {
+		if held {
+			<-s.SnapshotSlots
+		}
+	}()
 	if !resumable || !ok {
+		if s.SnapshotSlots != nil {
+			select {
+			case s.SnapshotSlots <- struct{}{}:
+				held = true
+			case <-r.Context().Done():
+				return
+			}
+		}
 		// The position is taken before the state is read: an event that
 		// lands in between is sent again after the snapshot, which applying
 		// twice does not change.
@@ -168,6 +203,9 @@ func (s Stream) Serve(w http.ResponseWriter, r *http.Request) {
 	until := s.Clock.NewTimer(s.Until.Sub(s.Clock.Now()))
 	defer until.Stop()
 	for {
+		// A deadline per batch, not for the stream: the server's own write
+		// timeout would end a healthy stream, none would let a stuck one live.
+		_ = rc.SetWriteDeadline(time.Now().Add(wt))
 		for _, ev := range evs {
 			if err := s.write(w, ev); err != nil {
 				return
@@ -175,6 +213,11 @@ func (s Stream) Serve(w http.ResponseWriter, r *http.Request) {
 		}
 		if err := rc.Flush(); err != nil {
 			return
+		}
+		evs = nil // what was sent is not kept while the stream waits
+		if held {
+			<-s.SnapshotSlots
+			held = false
 		}
 		select {
 		case <-changed:

@@ -3,8 +3,10 @@ package revstream
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -170,5 +172,36 @@ func TestReaderBoundsEvents(t *testing.T) {
 	ok := ": comment\n\nid: e1-1\nevent: bookmark\ndata: {\"type\":\"bookmark\",\"cursor\":\"e1-1\"}\n\n"
 	if ev, err := NewReader(strings.NewReader(ok)).Next(); err != nil || ev.Type != serverapi.EventBookmark {
 		t.Errorf("a good event: %+v %v", ev, err)
+	}
+}
+
+// TestStuckClientIsCutOff: a client that stops reading does not hold its
+// stream: the write deadline ends it.
+func TestStuckClientIsCutOff(t *testing.T) {
+	log := NewLog("e1", 0)
+	state := make([]Event, 200000) // far more than the socket buffers hold
+	for i := range state {
+		state[i] = revoked(strconv.Itoa(i))
+	}
+	done := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(done)
+		Stream{Log: log, Scope: "team/orders", Snapshot: func() []Event { return state }, Until: t0.Add(time.Hour),
+			Clock: clocktesting.NewFakeClock(t0), WriteTimeout: 50 * time.Millisecond}.Serve(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	// The client reads nothing from here on.
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the stream of a client that reads nothing is still being served")
 	}
 }

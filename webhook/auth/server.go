@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"path"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -83,8 +82,10 @@ type Server struct {
 	auth    *authThrottle
 	guard   *tokenGuard
 	metrics *serverMetrics
-	// streams counts open revocation streams.
-	streams atomic.Int64
+	// streamSlots counts open revocation streams; snapshots bounds the
+	// snapshots in flight.
+	streamSlots streamSlots
+	snapshots   chan struct{}
 	// reviews verifies token exchange subject tokens; nil when token
 	// exchange is off.
 	reviews *kubeReviews
@@ -112,7 +113,7 @@ func NewServer(store *Store, opts Options) *Server {
 	opts.Throttles = opts.Throttles.withDefaults()
 	s := &Server{store: store, opts: opts, mux: http.NewServeMux(), cache: newResultCache(opts.CacheSize),
 		limits: newClientRates(opts.Throttles.Entries), auth: newAuthThrottle(opts.Throttles), guard: newTokenGuard(opts.Throttles),
-		metrics: newServerMetrics(opts.Registry), tokenReviews: newTokenReviewMetrics(opts.Registry)}
+		metrics: newServerMetrics(opts.Registry), tokenReviews: newTokenReviewMetrics(opts.Registry), snapshots: make(chan struct{}, maxSnapshots)}
 	if opts.TokenExchange.Audience != "" {
 		if opts.TokenExchange.Reviewer == nil {
 			panic("auth: TokenExchange.Audience set without a Reviewer")

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -16,6 +17,14 @@ import (
 // DefaultMaxStreams bounds the revocation streams one server holds open:
 // each costs a goroutine, two timers and a connection.
 const DefaultMaxStreams = 4096
+
+// MaxStreamsPerClient bounds the streams one client id holds open, so one
+// tenant cannot take the others' share of DefaultMaxStreams.
+const MaxStreamsPerClient = 8
+
+// maxSnapshots bounds the snapshots being built and sent at once: each
+// holds every revocation of the server in memory until it is written.
+const maxSnapshots = 8
 
 // allScopes is the scope of events every stream gets: token revocations.
 // The server keeps revocations as RevocationKeys, hashes that name their
@@ -55,13 +64,22 @@ func (s *Store) tombstoneTTL(policy types.NamespacedName) time.Duration {
 }
 
 // emit appends ev to scope's events; with id set it is also a tombstone.
-// The store's lock is held.
+// Expired tombstones of the scope are dropped here, on the write path, so
+// snapshots only read. The store's lock is held.
 func (s *Store) emit(scope string, ev revstream.Event, tombstoneID string, ttl time.Duration) {
 	if tombstoneID != "" {
-		if s.stream.tombstones[scope] == nil {
-			s.stream.tombstones[scope] = map[string]tombstone{}
+		now := s.clock.Now()
+		ts := s.stream.tombstones[scope]
+		if ts == nil {
+			ts = map[string]tombstone{}
+			s.stream.tombstones[scope] = ts
 		}
-		s.stream.tombstones[scope][tombstoneID] = tombstone{ev: ev, until: s.clock.Now().Add(ttl)}
+		for id, t := range ts {
+			if now.After(t.until) {
+				delete(ts, id)
+			}
+		}
+		ts[tombstoneID] = tombstone{ev: ev, until: now.Add(ttl)}
 	}
 	s.stream.log.Append(scope, ev)
 }
@@ -122,8 +140,8 @@ func (s *Store) revocationEvent(key string, exp time.Time) {
 // revocation, the accounts of the policy that are disabled or refuse older
 // tokens, and the recent removals of accounts and keys.
 func (s *Store) snapshot(policy types.NamespacedName) []revstream.Event {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	now := s.clock.Now()
 	var out []revstream.Event
 	for key, exp := range s.revoked {
@@ -135,12 +153,10 @@ func (s *Store) snapshot(policy types.NamespacedName) []revstream.Event {
 		}
 	}
 	scope := scopeOf(policy)
-	for id, t := range s.stream.tombstones[scope] {
-		if now.After(t.until) {
-			delete(s.stream.tombstones[scope], id)
-			continue
+	for _, t := range s.stream.tombstones[scope] {
+		if !now.After(t.until) {
+			out = append(out, t.ev)
 		}
-		out = append(out, t.ev)
 	}
 	return out
 }
@@ -154,7 +170,12 @@ func (s *Server) handleRevocations(w http.ResponseWriter, r *http.Request) {
 		s.writeAPIError(w, r, http.StatusUnauthorized, "missing_token", "the revocation stream takes an access token of the policy it covers", nil, 0)
 		return
 	}
-	claims, p, ref := s.verify(raw)
+	// The flood guard of /validate: a source sending bad tokens stops
+	// costing signature checks.
+	claims, p, ref, handled := s.verifyFrom(w, r, raw)
+	if handled {
+		return
+	}
 	if ref == nil {
 		_, ref = s.authorize(claims, p, requirements{})
 	}
@@ -163,24 +184,20 @@ func (s *Server) handleRevocations(w http.ResponseWriter, r *http.Request) {
 		s.writeAPIError(w, r, http.StatusUnauthorized, ref.code, ref.msg, nil, 0)
 		return
 	}
-	limit := int64(s.opts.MaxStreams)
-	if limit <= 0 {
-		limit = DefaultMaxStreams
-	}
-	if s.streams.Add(1) > limit {
-		s.streams.Add(-1)
-		s.writeAPIError(w, r, http.StatusServiceUnavailable, "too_many_streams",
-			"this server has as many revocation streams open as it serves; retry later or at another replica", nil, 5*time.Second)
+	release, refusal := s.streamSlots.take(claims.ClientID, s.opts.MaxStreams)
+	if refusal != "" {
+		s.writeAPIError(w, r, http.StatusServiceUnavailable, "too_many_streams", refusal, nil, 5*time.Second)
 		return
 	}
-	defer s.streams.Add(-1)
+	defer release()
 	s.metrics.streams.Inc()
 	defer s.metrics.streams.Dec()
 	s.opts.Audit.Info("revocation stream opened", "event", "revocation_stream", "clientID", claims.ClientID, "policy", p.Key.String(),
 		"requestID", requestID(r))
 	revstream.Stream{Log: s.store.stream.log, Scope: scopeOf(p.Key), AlsoScope: allScopes, Policy: p.Key.String(), Issuer: p.Issuer,
-		Snapshot: func() []revstream.Event { return s.store.snapshot(p.Key) },
-		Until:    claims.Expiry.Time(), Clock: s.streamClock(), Heartbeat: s.opts.StreamHeartbeat}.Serve(w, r)
+		Snapshot:      func() []revstream.Event { return s.store.snapshot(p.Key) },
+		SnapshotSlots: s.snapshots,
+		Until:         claims.Expiry.Time(), Clock: s.streamClock(), Heartbeat: s.opts.StreamHeartbeat}.Serve(w, r)
 }
 
 // streamClock is the server's clock when it has timers (clock.RealClock and
@@ -190,4 +207,39 @@ func (s *Server) streamClock() clock.WithTicker {
 		return c
 	}
 	return clock.RealClock{}
+}
+
+// streamSlots counts open revocation streams, in all and per client id.
+type streamSlots struct {
+	mu        sync.Mutex
+	total     int
+	perClient map[string]int
+}
+
+// take reserves a stream for clientID, or says why not.
+func (c *streamSlots) take(clientID string, limit int) (release func(), refusal string) {
+	if limit <= 0 {
+		limit = DefaultMaxStreams
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.total >= limit:
+		return nil, "this server has as many revocation streams open as it serves; retry later or at another replica"
+	case c.perClient[clientID] >= MaxStreamsPerClient:
+		return nil, "this client has as many revocation streams open as one client may; close one first"
+	}
+	if c.perClient == nil {
+		c.perClient = map[string]int{}
+	}
+	c.total++
+	c.perClient[clientID]++
+	return func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.total--
+		if c.perClient[clientID]--; c.perClient[clientID] == 0 {
+			delete(c.perClient, clientID)
+		}
+	}, ""
 }

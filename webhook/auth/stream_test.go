@@ -190,3 +190,33 @@ func TestRevocationStreamsAreBounded(t *testing.T) {
 		t.Fatalf("third stream: %d %v", resp.StatusCode, resp.Header)
 	}
 }
+
+func TestRevocationStreamsPerClient(t *testing.T) {
+	f := newFixture(t)
+	srv := httptest.NewServer(f.server)
+	t.Cleanup(srv.Close)
+	tok := f.token(nil)
+	for range MaxStreamsPerClient {
+		resp, rd := openStream(t, srv.URL, tok, "")
+		if resp.StatusCode != 200 {
+			t.Fatalf("stream: %d", resp.StatusCode)
+		}
+		untilSynced(t, rd)
+	}
+	resp, _ := openStream(t, srv.URL, tok, "")
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "5" {
+		t.Fatalf("one stream more than a client may hold: %d %v", resp.StatusCode, resp.Header)
+	}
+	// Another client is not affected.
+	f.store.SetVerifier(types.NamespacedName{Namespace: ns, Name: "ops"}, "ops-uid", nil)
+	other := Account{Key: types.NamespacedName{Namespace: ns, Name: "ops"}, UID: "ops-uid", ClientID: "team.ops", Policy: "orders"}
+	f.store.SetAccount(other)
+	p, _ := f.store.PolicyByName(types.NamespacedName{Namespace: ns, Name: "orders"})
+	otherTok, _, err := f.server.issue(&other, p, "orders-api", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := openStream(t, srv.URL, otherTok, ""); resp.StatusCode != 200 {
+		t.Errorf("another client: %d", resp.StatusCode)
+	}
+}
