@@ -202,17 +202,22 @@ type TokenReviewWebhookSpec struct {
 	ClientCA CABundleSource `json:"clientCA"`
 
 	// UsernamePrefix is prepended to the account in status.user.username.
-	// Unset: the server's default. Must not start with `system:`, which
-	// Kubernetes reserves.
+	// Unset: the server's default. Letters, digits and . : / @ _ -; must not
+	// start with `system:`, which Kubernetes reserves, nor be the start of it
+	// (a namespace could complete it).
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=64
-	// +kubebuilder:validation:XValidation:rule="!self.startsWith('system:')",message="must not start with system:, which Kubernetes reserves for its own users and groups"
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9.:/@_-]*$`
+	// +kubebuilder:validation:XValidation:rule="!self.lowerAscii().startsWith('system:') && !'system:'.startsWith(self.lowerAscii())",message="must not start with system: or be the start of it, which Kubernetes reserves for its own users and groups"
 	// +optional
 	UsernamePrefix *string `json:"usernamePrefix,omitempty"`
 
 	// GroupsPrefix is prepended to every group (one per Role). Unset: the
-	// server's default. Must not start with `system:`.
+	// server's default. The rules of usernamePrefix.
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=64
-	// +kubebuilder:validation:XValidation:rule="!self.startsWith('system:')",message="must not start with system:, which Kubernetes reserves for its own users and groups"
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9.:/@_-]*$`
+	// +kubebuilder:validation:XValidation:rule="!self.lowerAscii().startsWith('system:') && !'system:'.startsWith(self.lowerAscii())",message="must not start with system: or be the start of it, which Kubernetes reserves for its own users and groups"
 	// +optional
 	GroupsPrefix *string `json:"groupsPrefix,omitempty"`
 }

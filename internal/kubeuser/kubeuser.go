@@ -63,11 +63,18 @@ func (n Names) Validate() error {
 		switch {
 		case !prefixPattern.MatchString(p.v):
 			errs = append(errs, fmt.Errorf("%s %q: want a non-empty prefix of letters, digits and . : / @ _ - (such as %q)", p.flag, p.v, DefaultPrefix))
-		case strings.HasPrefix(strings.ToLower(p.v), "system:"):
-			errs = append(errs, fmt.Errorf("%s %q: must not start with system: (reserved for Kubernetes' own users and groups)", p.flag, p.v))
+		case spellsSystem(p.v):
+			errs = append(errs, fmt.Errorf("%s %q: must not start with system: or be the start of it (a namespace could complete it: prefix \"s\", namespace \"ystem\", Role \"masters\" is the group system:masters); Kubernetes reserves system: for its own users and groups", p.flag, p.v))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// spellsSystem reports whether names made with prefix p could start with
+// "system:": p starts with it, or is the start of it, in any letter case.
+func spellsSystem(p string) bool {
+	l := strings.ToLower(p)
+	return strings.HasPrefix(l, "system:") || strings.HasPrefix("system:", l)
 }
 
 // Username is the user name of an account.

@@ -21,6 +21,10 @@ func TestValidate(t *testing.T) {
 		{Names{UsernamePrefix: "af:", GroupsPrefix: ""}, "groups prefix \"\": want a non-empty prefix"},
 		{Names{UsernamePrefix: "system:", GroupsPrefix: "af:"}, "must not start with system:"},
 		{Names{UsernamePrefix: "af:", GroupsPrefix: "SYSTEM:x"}, "must not start with system:"},
+		{Names{UsernamePrefix: "af:", GroupsPrefix: "s"}, "must not start with system: or be the start of it"},
+		{Names{UsernamePrefix: "Syst", GroupsPrefix: "af:"}, "must not start with system: or be the start of it"},
+		{Names{UsernamePrefix: "af:", GroupsPrefix: "system"}, "must not start with system: or be the start of it"},
+		{Names{UsernamePrefix: "systemd:", GroupsPrefix: "sa:"}, ""},
 		{Names{UsernamePrefix: "a' + 'b", GroupsPrefix: "af:"}, "want a non-empty prefix"},
 		{Names{UsernamePrefix: "af:", GroupsPrefix: `a"b`}, "want a non-empty prefix"},
 	}

@@ -134,18 +134,18 @@ func TestTokenExchangeWithKubernetes(t *testing.T) {
 	if c.ClientID != ns+".stock-sync" || c.Actor == nil || c.Actor.Subject != "system:serviceaccount:"+ns+":stock-sync" || c.Actor.Kubernetes.Pod != nil {
 		t.Errorf("claims %+v, act %+v", c, c.Actor)
 	}
-	validate := func(tok string) int {
-		req, _ := http.NewRequest(http.MethodGet, srv.URL+serverapi.PathValidate+"?aud=orders-api&permission=orders:read", nil)
+	validate := func(tok string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+serverapi.PathValidate+"?aud=orders-api&permission=orders:read&namespace="+ns, nil) // tenantB lists orders-api too
 		req.Header.Set("Authorization", "Bearer "+tok)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		return resp.StatusCode
+		return resp.StatusCode, resp.Header.Get(serverapi.HeaderAuthErrorDescription)
 	}
-	if code := validate(got.AccessToken); code != 200 {
-		t.Errorf("/validate of the exchanged token: %d", code)
+	if code, why := validate(got.AccessToken); code != 200 {
+		t.Errorf("/validate of the exchanged token: %d %s", code, why)
 	}
 
 	// Another tenant lists stock-sync: without the consent of stock-sync's
@@ -221,7 +221,8 @@ func TestTokenExchangeWithKubernetes(t *testing.T) {
 		{"a service account nobody lists", createToken("nobody", "--audience="+exchangeAudience), "not listed"},
 		{"a service account listed twice", createToken("shared", "--audience="+exchangeAudience), "listed by 2"},
 		{"a malformed token", "not.a.jwt", "not a signed JWT"},
-		{"a forged token", forge(t, sub), "refused the subject token"},
+		{"a forged token", forge(t, sub), "did not authenticate the subject token"},
+		{"a token for us and the API server", createToken("stock-sync", "--audience="+exchangeAudience, "--audience=https://kubernetes.default.svc"), "alone"},
 	}
 	for _, r := range refusals {
 		if got := exchange(t, srv.URL, r.subject); got.status != 400 || got.Error != "invalid_request" || !strings.Contains(got.ErrorDescription, r.want) {

@@ -24,6 +24,10 @@ type exchangeRefusal struct {
 	status     int
 	code, msg  string
 	retryAfter time.Duration
+	// detail goes to the audit line only: what the Kubernetes API said,
+	// which an anonymous caller must not learn (it tells a genuine but
+	// invalidated token from a forged one).
+	detail string
 }
 
 // invalidRequest is RFC 8693 §2.2.2's answer to a subject token that is
@@ -75,6 +79,10 @@ func peekSubjectToken(raw, audience string, now time.Time) (exp time.Time, ref *
 		return time.Time{}, invalidRequest("subject_token has expired")
 	case !slices.Contains(c.Audience, audience):
 		return time.Time{}, invalidRequest("subject_token's audience must include %q: request it with `kubectl create token <name> --audience=%s` or a projected volume's audience", audience, audience)
+	case len(c.Audience) != 1:
+		// A token for us and another audience (the API server) is a
+		// credential for that audience too, which no pod should hand us.
+		return time.Time{}, invalidRequest("subject_token must be for the audience %q alone, not also for others", audience)
 	}
 	return c.Expiry.Time(), nil
 }
@@ -116,11 +124,9 @@ func serviceAccountOf(username string) (types.NamespacedName, bool) {
 // status.audiences those of the requested audiences the token is for).
 func kubeIdentityOf(st authnv1.TokenReviewStatus, audience string) (kubeIdentity, *exchangeRefusal) {
 	if !st.Authenticated {
-		why := st.Error
-		if why == "" {
-			why = "not authenticated"
-		}
-		return kubeIdentity{}, invalidRequest("the Kubernetes API refused the subject token: %s", truncate(why, 200))
+		ref := invalidRequest("the Kubernetes API did not authenticate the subject token: it is invalid or expired, or its service account or pod is gone")
+		ref.detail = truncate(st.Error, 200)
+		return kubeIdentity{}, ref
 	}
 	if !slices.Contains(st.Audiences, audience) {
 		return kubeIdentity{}, invalidRequest("the Kubernetes API did not confirm the subject token is for audience %q", audience)
@@ -184,14 +190,14 @@ func actorOf(id kubeIdentity) *token.Actor {
 func (s *Server) handleTokenExchange(w http.ResponseWriter, r *http.Request) {
 	refuse := func(ref *exchangeRefusal, why string) {
 		s.opts.Audit.Info("token exchange refused", "event", "token_exchange_refused", "reason", why, "error", ref.code,
-			"description", ref.msg, "breaker", s.reviews.breaker.State().String(), "remoteAddr", r.RemoteAddr, "requestID", requestID(r))
+			"description", ref.msg, "detail", ref.detail, "breaker", s.reviews.breaker.State().String(), "remoteAddr", r.RemoteAddr, "requestID", requestID(r))
 		if ref.retryAfter > 0 {
 			w.Header().Set("Retry-After", seconds(ref.retryAfter))
 		}
 		s.writeOAuthError(w, r, ref.status, ref.code, ref.msg)
 	}
-	_, _, basic := r.BasicAuth()
-	if ref := checkExchangeForm(r.PostForm, basic || r.PostForm.Get("client_secret") != ""); ref != nil {
+	// Any Authorization header counts, a malformed one too.
+	if ref := checkExchangeForm(r.PostForm, r.Header.Get("Authorization") != "" || r.PostForm.Get("client_secret") != ""); ref != nil {
 		refuse(ref, "request")
 		return
 	}
@@ -201,32 +207,35 @@ func (s *Server) handleTokenExchange(w http.ResponseWriter, r *http.Request) {
 		refuse(ref, "subject_token")
 		return
 	}
-	// A source whose exchanges keep being refused by the Kubernetes API
-	// stops reaching it: a flood of forged tokens costs its sender, not the
-	// API server and not the other pods.
+	// A source whose subject tokens the Kubernetes API keeps refusing stops
+	// reaching it: a flood of forged tokens costs its sender, not the API
+	// server and not the other pods. As /validate's flood guard, it engages
+	// only with trusted proxies (a known topology: without them the peer
+	// may be a proxy every pod shares), and never for a token whose review
+	// is cached.
 	src, now := s.source(r), s.now()
-	if wait, throttled := s.auth.exchangeThrottled(src, now); throttled {
+	guarded := len(s.opts.TrustedProxies) > 0 && !s.reviews.cached(raw)
+	if wait, throttled := s.auth.exchangeThrottled(src, now); guarded && throttled {
 		refuse(&exchangeRefusal{status: http.StatusTooManyRequests, code: "invalid_request", retryAfter: max(wait, time.Second),
 			msg: "too many refused token exchanges from this address; retry later"}, "throttled")
 		return
 	}
-	st, err := s.reviews.review(raw, exp)
+	st, fresh, err := s.reviews.review(raw, exp)
 	if u, ok := asUnavailable(err); ok {
 		refuse(&exchangeRefusal{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", msg: u.reason, retryAfter: u.retryAfter}, "tokenreview")
 		return
 	}
 	id, ref := kubeIdentityOf(st, s.reviews.o.Audience)
 	if ref != nil {
-		s.auth.exchangeRefused(src, now)
+		if fresh {
+			s.auth.exchangeRefused(src, now)
+		}
 		refuse(ref, "tokenreview")
 		return
 	}
 	l, ref := exchangeTarget(id, s.store.Listers(authv1alpha1.KubernetesServiceAccountKey(id.ServiceAccount.Namespace, id.ServiceAccount.Name)),
 		r.PostForm.Get("client_id"))
 	if ref != nil {
-		if ref.status == http.StatusBadRequest {
-			s.auth.exchangeRefused(src, now)
-		}
 		refuse(ref, "mapping")
 		return
 	}

@@ -161,28 +161,37 @@ type kubeReviews struct {
 func newKubeReviews(o TokenExchange, clk clock.PassiveClock, reg prometheus.Registerer, log, audit logr.Logger) *kubeReviews {
 	o = o.withDefaults()
 	c, _ := lru.New[[32]byte, reviewed](o.CacheSize)
-	state := prometheus.NewGauge(prometheus.GaugeOpts{Name: serverapi.MetricTokenExchangeBreaker,
-		Help: "State of the circuit breaker in front of the Kubernetes API's TokenReview: 0 closed, 1 half-open, 2 open."})
 	k := &kubeReviews{o: o, clock: clk, cache: c, limiter: rate.NewLimiter(rate.Limit(o.QPS), o.Burst),
 		slots: make(chan struct{}, o.Concurrency), log: log,
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{Name: serverapi.MetricTokenExchangeReviews,
 			Help: "TokenReviews asked of the Kubernetes API for token exchange, and cache answers, by result."}, []string{"result"})}
 	k.breaker = breaker.New(o.Breaker, clk, func(from, to breaker.State) {
-		state.Set(float64(to))
 		audit.Info("token exchange circuit breaker "+to.String(), "event", "token_exchange_breaker", "from", from.String(), "to", to.String(),
 			"failures", o.Breaker.Failures, "openFor", o.Breaker.OpenFor.String())
 	})
+	// Read at scrape time: an open breaker whose time is up reads half-open
+	// though no exchange has come to move it.
+	state := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: serverapi.MetricTokenExchangeBreaker,
+		Help: "State of the circuit breaker in front of the Kubernetes API's TokenReview: 0 closed, 1 half-open, 2 open."},
+		func() float64 { return float64(k.breaker.State()) })
 	reg.MustRegister(state, k.results)
 	return k
 }
 
+// cached reports whether a review of raw is cached.
+func (k *kubeReviews) cached(raw string) bool {
+	e, ok := k.cache.Peek(sha256.Sum256([]byte(raw)))
+	return ok && k.clock.Now().Before(e.expires)
+}
+
 // review returns the Kubernetes API's verdict on a subject token that
-// expires at exp, or an *unavailable error.
-func (k *kubeReviews) review(raw string, exp time.Time) (authnv1.TokenReviewStatus, error) {
+// expires at exp, and whether it was asked now (not cached), or an
+// *unavailable error.
+func (k *kubeReviews) review(raw string, exp time.Time) (authnv1.TokenReviewStatus, bool, error) {
 	key := sha256.Sum256([]byte(raw))
 	if e, ok := k.cache.Get(key); ok && k.clock.Now().Before(e.expires) {
 		k.results.WithLabelValues("cached_" + verdict(e.status)).Inc()
-		return e.status, nil
+		return e.status, false, nil
 	}
 	v, err, _ := k.group.Do(hex.EncodeToString(key[:]), func() (any, error) {
 		st, err := k.call(raw)
@@ -195,9 +204,9 @@ func (k *kubeReviews) review(raw string, exp time.Time) (authnv1.TokenReviewStat
 		return st, nil
 	})
 	if err != nil {
-		return authnv1.TokenReviewStatus{}, err
+		return authnv1.TokenReviewStatus{}, false, err
 	}
-	return v.(authnv1.TokenReviewStatus), nil
+	return v.(authnv1.TokenReviewStatus), true, nil
 }
 
 // call makes one bounded TokenReview behind the breaker. It does not use

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -93,7 +94,7 @@ func TestPeekSubjectToken(t *testing.T) {
 		want string
 	}{
 		{"for us", subjectToken(t, []string{exchangeAudience}, exp), ""},
-		{"for us and others", subjectToken(t, []string{"https://kubernetes.default.svc", exchangeAudience}, exp), ""},
+		{"for us and the API server", subjectToken(t, []string{"https://kubernetes.default.svc", exchangeAudience}, exp), "alone"},
 		{"the API server's audience only", subjectToken(t, []string{"https://kubernetes.default.svc"}, exp), "audience must include"},
 		{"expired", subjectToken(t, []string{exchangeAudience}, epoch), "expired"},
 		{"not a JWT", "not-a-jwt", "not a signed JWT"},
@@ -126,8 +127,8 @@ func TestKubeIdentityOf(t *testing.T) {
 			kubeIdentity{ServiceAccount: types.NamespacedName{Namespace: "team", Name: "stock-sync"}, UID: "sa-uid"}, ""},
 		{"pod-bound", authnv1.TokenReviewStatus{Authenticated: true, User: podUser, Audiences: []string{exchangeAudience}},
 			kubeIdentity{ServiceAccount: types.NamespacedName{Namespace: "team", Name: "stock-sync"}, UID: "sa-uid", PodName: "stock-sync-7f9", PodUID: "pod-uid"}, ""},
-		{"refused, with the API server's reason", authnv1.TokenReviewStatus{Error: `pod "stock-sync-7f9" not found`}, kubeIdentity{}, `not found`},
-		{"refused without a reason", authnv1.TokenReviewStatus{}, kubeIdentity{}, "not authenticated"},
+		{"refused, the API server's reason kept from the caller", authnv1.TokenReviewStatus{Error: `pod "stock-sync-7f9" not found`}, kubeIdentity{}, `did not authenticate`},
+		{"refused without a reason", authnv1.TokenReviewStatus{}, kubeIdentity{}, "did not authenticate"},
 		{"another audience confirmed", authnv1.TokenReviewStatus{Authenticated: true, User: user, Audiences: []string{"api"}}, kubeIdentity{}, "did not confirm"},
 		{"no audience confirmed", authnv1.TokenReviewStatus{Authenticated: true, User: user}, kubeIdentity{}, "did not confirm"},
 		{"a user, not a service account", authnv1.TokenReviewStatus{Authenticated: true, User: authnv1.UserInfo{Username: "alice"}, Audiences: []string{exchangeAudience}},
@@ -146,6 +147,9 @@ func TestKubeIdentityOf(t *testing.T) {
 			}
 			if ref == nil || ref.code != "invalid_request" || ref.status != http.StatusBadRequest || !strings.Contains(ref.msg, c.ref) {
 				t.Fatalf("got %+v, want invalid_request with %q", ref, c.ref)
+			}
+			if ref.detail != truncate(c.st.Error, 200) || c.st.Error != "" && strings.Contains(ref.msg, c.st.Error) {
+				t.Errorf("the API server's reason %q: in the answer %q, in the audit %q", c.st.Error, ref.msg, ref.detail)
 			}
 		})
 	}
@@ -374,10 +378,11 @@ func TestTokenExchangeRefusals(t *testing.T) {
 		msg    string
 	}{
 		{"unlisted service account", exchangeForm(unlisted), nil, 400, "invalid_request", "not listed"},
-		{"refused by the API server", exchangeForm(refused), nil, 400, "invalid_request", "invalid bearer token"},
+		{"refused by the API server", exchangeForm(refused), nil, 400, "invalid_request", "did not authenticate"},
 		{"the pod's API credential", exchangeForm(apiOnly), nil, 400, "invalid_request", "audience must include"},
 		{"malformed", exchangeForm("garbage"), nil, 400, "invalid_request", "not a signed JWT"},
 		{"with client authentication", exchangeForm(unlisted), basic(clientID, secret), 400, "invalid_request", "no client authentication"},
+		{"with a malformed Authorization header", exchangeForm(unlisted), map[string]string{"Authorization": "Basic !!"}, 400, "invalid_request", "no client authentication"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -460,9 +465,17 @@ func TestTokenExchangeBreaker(t *testing.T) {
 // API server keeps refusing stops reaching it; other sources do not notice.
 func TestTokenExchangeFloodCostsItsSender(t *testing.T) {
 	f, rev := exchangeFixture(t)
+	// The guard engages with trusted proxies (a known topology), as
+	// /validate's does; the peer here is not one, so it is the source.
 	f.server = NewServer(f.store, Options{Clock: f.clock, Log: testLogger(f.logs), Audit: testLogger(f.logs), Revocations: f.revs,
-		Throttles:     Throttles{FailedAuthPerSource: Budget{N: 3, Per: time.Minute}},
-		TokenExchange: TokenExchange{Audience: exchangeAudience, Reviewer: rev}})
+		Throttles:      Throttles{FailedAuthPerSource: Budget{N: 3, Per: time.Minute}},
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+		TokenExchange:  TokenExchange{Audience: exchangeAudience, Reviewer: rev}})
+	// Failed client secrets from the same address spend a budget of their
+	// own, not the exchanges'.
+	for range 3 {
+		f.do("POST", "/token", url.Values{"grant_type": {"client_credentials"}}, basic(clientID, "wrong"))
+	}
 	for i := range 3 {
 		forged := subjectToken(t, []string{exchangeAudience}, epoch.Add(time.Hour)) // unknown to the reviewer: refused
 		if w := f.do("POST", "/token", exchangeForm(forged), nil); w.Code != 400 {
@@ -476,6 +489,9 @@ func TestTokenExchangeFloodCostsItsSender(t *testing.T) {
 	if rev.count() != 3 {
 		t.Errorf("%d TokenReviews, want 3: the throttled one must not reach the API server", rev.count())
 	}
+	if strings.Contains(f.logs.String(), "invalid bearer token") == false {
+		t.Error("the API server's reason is not in the audit line")
+	}
 	// Another pod (another address) exchanges its real token.
 	sub := subjectToken(t, []string{exchangeAudience}, epoch.Add(time.Hour))
 	rev.set(sub, authnv1.TokenReviewStatus{Authenticated: true, User: authnv1.UserInfo{Username: "system:serviceaccount:team:stock-sync"}}, false)
@@ -486,6 +502,11 @@ func TestTokenExchangeFloodCostsItsSender(t *testing.T) {
 	f.server.ServeHTTP(rec, req)
 	if rec.Code != 200 {
 		t.Errorf("another source: %d %s", rec.Code, rec.Body)
+	}
+	// A token whose review is cached is not held back: it costs the API
+	// server nothing.
+	if w := f.do("POST", "/token", exchangeForm(sub), nil); w.Code != 200 {
+		t.Errorf("a cached token from the throttled source: %d %s", w.Code, w.Body)
 	}
 	// The budget refills.
 	f.clock.Step(time.Minute)

@@ -183,11 +183,15 @@ func (c *clientRates) allow(clientID string, p *Policy, now time.Time) (bool, ti
 type authThrottle struct {
 	perSource *buckets[netip.Prefix]
 	perPair   *buckets[[32]byte]
+	// exchanges counts refused token exchanges per source, in a table of
+	// its own: failed client secrets never spend a pod's exchange budget.
+	exchanges *buckets[netip.Prefix]
 }
 
 func newAuthThrottle(t Throttles) *authThrottle {
 	return &authThrottle{perSource: newBuckets[netip.Prefix](t.FailedAuthPerSource, t.Entries),
-		perPair: newBuckets[[32]byte](t.FailedAuthPerClientSource, t.Entries)}
+		perPair:   newBuckets[[32]byte](t.FailedAuthPerClientSource, t.Entries),
+		exchanges: newBuckets[netip.Prefix](t.FailedAuthPerSource, t.Entries)}
 }
 
 // failed records a failed authentication of clientID from src. When the
@@ -205,17 +209,18 @@ func (a *authThrottle) failed(clientID string, src netip.Prefix, now time.Time) 
 	return 0, false
 }
 
-// exchangeRefused counts a token exchange refused after its subject token
-// was sent to the Kubernetes API, against the source's failed-auth budget.
+// exchangeRefused counts a token exchange whose subject token the
+// Kubernetes API refused, against the source's budget (the size of
+// FailedAuthPerSource, in a table of its own).
 func (a *authThrottle) exchangeRefused(src netip.Prefix, now time.Time) {
-	a.perSource.get(src).ReserveN(now, 1)
+	a.exchanges.get(src).ReserveN(now, 1)
 }
 
 // exchangeThrottled reports whether src has spent its failed-auth budget,
 // and how long until it has one again: its next exchange is refused without
 // asking the Kubernetes API.
 func (a *authThrottle) exchangeThrottled(src netip.Prefix, now time.Time) (time.Duration, bool) {
-	return a.perSource.exhausted(src, now)
+	return a.exchanges.exhausted(src, now)
 }
 
 // tokenGuard keeps /validate's per-source budget of refused tokens and a

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -37,11 +38,12 @@ type Process struct {
 // server, from its discovery document, or "" when it cannot be read (the
 // server's ServiceAccount may not be allowed to; the well-known audiences
 // are still refused).
-func apiServerIssuer(ctx context.Context, cs kubernetes.Interface) string {
+func apiServerIssuer(ctx context.Context, cs kubernetes.Interface, log logr.Logger) string {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	b, err := cs.Discovery().RESTClient().Get().AbsPath("/.well-known/openid-configuration").DoRaw(ctx)
 	if err != nil {
+		log.Info("cannot read the API server's service-account issuer to check the token exchange audience against it; only well-known API server audiences are refused", "error", err.Error())
 		return ""
 	}
 	var doc struct {
@@ -75,7 +77,7 @@ func Start(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, o Proc
 		if err != nil {
 			return nil, err
 		}
-		if err := CheckExchangeAudience(ex.Audience, apiServerIssuer(ctx, cs)); err != nil {
+		if err := CheckExchangeAudience(ex.Audience, apiServerIssuer(ctx, cs, o.Server.Log)); err != nil {
 			return nil, err
 		}
 		if ex.Reviewer == nil {
