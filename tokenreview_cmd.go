@@ -20,6 +20,7 @@ type tokenReviewOptions struct {
 	listen, certFile, keyFile, clientCAFile string
 	names                                   kubeuser.Names
 	audiences                               []string
+	allowedNames                            []string
 }
 
 func (o *tokenReviewOptions) bind(fs *flag.FlagSet) {
@@ -30,6 +31,10 @@ func (o *tokenReviewOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.clientCAFile, serverapi.FlagTokenReviewClientCAFile, "", "CA bundle (PEM) of the client certificate kube-apiserver presents (the user of its webhook kubeconfig); no other caller gets through.")
 	fs.StringVar(&o.names.UsernamePrefix, serverapi.FlagTokenReviewUsernamePrefix, kubeuser.DefaultPrefix, "Prefix of user names: <prefix><namespace>:<account>. Must not be empty or start with system:.")
 	fs.StringVar(&o.names.GroupsPrefix, serverapi.FlagTokenReviewGroupsPrefix, kubeuser.DefaultPrefix, "Prefix of groups: <prefix><namespace>:<role>. Must not be empty or start with system:.")
+	fs.Func(serverapi.FlagTokenReviewAllowedNames, "Comma-separated common names of the client certificates allowed to call "+serverapi.PathTokenReview+" (as kube-apiserver's --requestheader-allowed-names); empty: any certificate the client CA verifies. Set it when that CA signs other clients' certificates too.", func(v string) error {
+		o.allowedNames = splitList(v)
+		return nil
+	})
 	fs.Func(serverapi.FlagTokenReviewAudiences, "Comma-separated audiences of the calling kube-apiserver (its --api-audiences): what a TokenReview without spec.audiences means. kube-apiserver always sends them; empty: such a review is unauthenticated.", func(v string) error {
 		o.audiences = splitList(v)
 		return nil
@@ -57,7 +62,7 @@ func (o tokenReviewOptions) check() error {
 
 // serverOptions is what the handler needs.
 func (o tokenReviewOptions) serverOptions() auth.TokenReviewOptions {
-	return auth.TokenReviewOptions{Names: o.names, ImplicitAudiences: o.audiences}
+	return auth.TokenReviewOptions{Names: o.names, ImplicitAudiences: o.audiences, AllowedNames: o.allowedNames}
 }
 
 // start serves the handler's /tokenreview on its own mutual-TLS listener

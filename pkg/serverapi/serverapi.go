@@ -238,7 +238,10 @@ const (
 	// FlagTokenReviewUsernamePrefix and FlagTokenReviewGroupsPrefix prefix
 	// the user names and groups /tokenreview answers with.
 	FlagTokenReviewUsernamePrefix = "tokenreview-username-prefix"
-	FlagTokenReviewGroupsPrefix   = "tokenreview-groups-prefix"
+	// FlagTokenReviewAllowedNames restricts the client certificates that
+	// may call PathTokenReview to these common names.
+	FlagTokenReviewAllowedNames = "tokenreview-allowed-names"
+	FlagTokenReviewGroupsPrefix = "tokenreview-groups-prefix"
 	// FlagTokenReviewAudiences are the calling API server's own audiences
 	// (its --api-audiences): what a TokenReview without spec.audiences
 	// means. kube-apiserver always sends its audiences; empty: a review

@@ -29,6 +29,12 @@ type TokenReviewOptions struct {
 	// such a review is answered unauthenticated, since the server cannot
 	// know which audience the caller means.
 	ImplicitAudiences []string
+	// AllowedNames, when set, are the only common names of client
+	// certificates that may call (as kube-apiserver's
+	// --requestheader-allowed-names): a CA that also signs other clients'
+	// certificates (kubelets, say) then admits the API server alone. Empty:
+	// any certificate the client CA verifies.
+	AllowedNames []string
 }
 
 // MaxTokenReviewBytes bounds a TokenReview request body: a token of at most
@@ -72,6 +78,12 @@ func (s *Server) TokenReviewHandler() http.Handler {
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		assignRequestID(w, r)
+		if names := s.opts.TokenReview.AllowedNames; len(names) > 0 && !slices.Contains(names, peerName(r)) {
+			s.opts.Audit.Info("token review refused", "event", "token_review_forbidden", "caller", peerName(r),
+				"requestID", requestID(r), "remoteAddr", r.RemoteAddr)
+			writeStatus(w, http.StatusForbidden, metav1.StatusReasonForbidden, "this client certificate's name is not allowed to review tokens")
+			return
+		}
 		mux.ServeHTTP(w, r)
 	})
 }

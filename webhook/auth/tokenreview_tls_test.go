@@ -95,6 +95,24 @@ func TestTokenReviewTLS(t *testing.T) {
 	if _, err := TokenReviewTLSConfig(certFile, keyFile, caFile, logr.Discard()); err == nil {
 		t.Error("a key that does not load was accepted at start")
 	}
+
+	// With allowed names, another certificate of the same CA (a kubelet's,
+	// say) gets a 403 Status, not an answer about the token.
+	certstest.WriteFile(t, dir, "tls.key", renewed.KeyPEM)
+	f.server.opts.TokenReview.AllowedNames = []string{"kube-apiserver"}
+	kubelet := clientCA.Client(t, "system:node:worker-1")
+	resp, err = post(&kubelet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(f.logs.String(), `"event":"token_review_forbidden"`) {
+		t.Errorf("a certificate not allowed by name: %d", resp.StatusCode)
+	}
+	if resp, err = post(&apiServer); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the allowed name: %v %v", resp, err)
+	}
+	resp.Body.Close()
 }
 
 func ptrTo[T any](v T) *T { return &v }
