@@ -45,7 +45,7 @@ type ServiceAccountSpec struct {
 	// ExtraClaims are added to every access token of this account. Registered
 	// and framework claim names are reserved.
 	// +kubebuilder:validation:MaxProperties=32
-	// +kubebuilder:validation:XValidation:rule="self.all(k, !(k.lowerAscii() in ['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'client_id', 'scope', 'permissions', 'roles', 'namespace', 'account_uid', 'account_name', 'typ', 'cnf', 'act', 'azp']))",message="must not set a registered or framework claim, in any letter case (iss, sub, aud, exp, nbf, iat, jti, client_id, scope, permissions, roles, namespace, account_uid, account_name, typ, cnf, act, azp)"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !(k.lowerAscii() in ['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'client_id', 'scope', 'permissions', 'roles', 'namespace', 'account_uid', 'account_name', 'typ', 'cnf', 'act', 'azp', 'groups', 'username', 'preferred_username', 'email', 'kubernetes.io']))",message="must not set a registered or framework claim, or one that consumers read as an identity, in any letter case (iss, sub, aud, exp, nbf, iat, jti, client_id, scope, permissions, roles, namespace, account_uid, account_name, typ, cnf, act, azp, groups, username, preferred_username, email, kubernetes.io)"
 	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[A-Za-z_][A-Za-z0-9_.:-]{0,62}$') && size(self[k]) <= 1024)",message="claim names must match ^[A-Za-z_][A-Za-z0-9_.:-]{0,62}$ and values be at most 1024 characters"
 	// +optional
 	ExtraClaims map[string]string `json:"extraClaims,omitempty"`

@@ -158,6 +158,10 @@ var reserved = map[string]bool{
 	"iss": true, "sub": true, "aud": true, "exp": true, "nbf": true, "iat": true, "jti": true,
 	"client_id": true, "scope": true, "permissions": true, "roles": true, "namespace": true, "account_uid": true, "account_name": true,
 	"typ": true, "cnf": true, "act": true, "azp": true,
+	// Claims other consumers read as an identity (OIDC, kube-apiserver's
+	// JWT authenticator, Kubernetes' own tokens): an account must not set
+	// its own groups or user name.
+	"groups": true, "username": true, "preferred_username": true, "email": true, "kubernetes.io": true,
 }
 
 // Issue signs a token for r, valid from now for the issuer's TTL, and returns
