@@ -164,10 +164,12 @@ type TokenExchangeSpec struct {
 	// +optional
 	Audience string `json:"audience,omitempty"`
 
-	// CacheTTL bounds how long a pod reuses a TokenReview result (never past
-	// the subject token's exp), from 0s to 10m. Unset: the server's default.
-	// Passed as --token-exchange-cache-ttl.
-	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('0s') && duration(self) <= duration('10m')",message="must be a duration between 0s and 10m, such as 10s"
+	// CacheTTL bounds how long the auth server reuses the Kubernetes API's
+	// answer (TokenReview) about a subject token, never past the token's
+	// exp: it is also how late a deleted pod's token may still be
+	// exchanged. From 1s to 10m. Unset: the server's default (10s). Passed
+	// as --token-exchange-cache-ttl.
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('1s') && duration(self) <= duration('10m')",message="must be a duration between 1s and 10m, such as 10s"
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32

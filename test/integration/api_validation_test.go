@@ -129,7 +129,8 @@ func TestInvalidObjectsAreRefused(t *testing.T) {
 		{"account: the same twice with a namespace", validAccount, `kubernetesServiceAccounts: [{namespace: batch, name: sync}, {name: sync}, {namespace: batch, name: sync}]`, "spec.kubernetesServiceAccounts", "each Kubernetes service account may be listed once"},
 		// AuthServer
 		{"server: token exchange for the API server's audience", validAuthServer, `tokenExchange: {audience: "https://kubernetes.default.svc.cluster.local"}`, "spec.tokenExchange.audience", "must not be an audience of the Kubernetes API server"},
-		{"server: token exchange cache TTL too long", validAuthServer, `tokenExchange: {cacheTTL: 1h}`, "spec.tokenExchange.cacheTTL", "between 0s and 10m"},
+		{"server: token exchange cache TTL too long", validAuthServer, `tokenExchange: {cacheTTL: 1h}`, "spec.tokenExchange.cacheTTL", "between 1s and 10m"},
+		{"server: token exchange cache TTL of zero", validAuthServer, `tokenExchange: {cacheTTL: 0s}`, "spec.tokenExchange.cacheTTL", "between 1s and 10m"},
 		{"server: tokenreview on the main port", validAuthServer, `{port: 8443, tokenReviewWebhook: {tlsSecretName: tls, clientCA: {secret: {name: ca}}}}`, "spec.tokenReviewWebhook.port", "must differ from port"},
 		{"server: tokenreview client CA from both", validAuthServer, `tokenReviewWebhook: {tlsSecretName: tls, clientCA: {secret: {name: ca}, configMap: {name: ca}}}`, "spec.tokenReviewWebhook.clientCA", "exactly one of configMap or secret"},
 		{"server: tokenreview client CA from neither", validAuthServer, `tokenReviewWebhook: {tlsSecretName: tls, clientCA: {}}`, "spec.tokenReviewWebhook.clientCA", "exactly one of configMap or secret"},
