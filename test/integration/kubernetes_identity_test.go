@@ -43,6 +43,9 @@ func kubernetesState(sa *authv1alpha1.ServiceAccount) (entries []string, reason 
 
 func waitKubernetesState(t *testing.T, key types.NamespacedName, what, wantReason string, want ...string) *authv1alpha1.ServiceAccount {
 	t.Helper()
+	// Status lists them sorted by namespace/name; the namespaces are
+	// generated, so the order to expect is found here.
+	want = slices.Sorted(slices.Values(want))
 	return waitAccount(t, key, what, func(sa *authv1alpha1.ServiceAccount) error {
 		entries, reason, err := kubernetesState(sa)
 		if err != nil {
