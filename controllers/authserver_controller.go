@@ -252,33 +252,13 @@ func (r *AuthServerReconciler) apply(ctx context.Context, as *authv1alpha1.AuthS
 	if err := r.ensure(ctx, as, sa, func() {}); err != nil {
 		return err
 	}
-	hash := TemplateHash(as)
-	for c, target := range plan.Colors {
-		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: as.Namespace, Name: deploymentName(as, c)}}
-		if deps[c] == nil && target.Replicas == 0 {
-			continue // never needed yet
-		}
-		err := r.ensure(ctx, as, d, func() {
-			d.Labels = map[string]string{authv1alpha1.LabelManagedBy: authv1alpha1.ManagedByValue, LabelInstance: as.Name, LabelColor: string(c)}
-			d.Spec.Selector = &metav1.LabelSelector{MatchLabels: podLabels(as, c)}
-			// Only the current spec's template can be written; a color that
-			// keeps an older template keeps its pods as they are.
-			if target.TemplateHash == hash && d.Spec.Template.Labels[LabelTemplateHash] != hash {
-				d.Spec.Template = podTemplate(as, c, hash)
-			}
-			if !target.ScaledByHPA || d.Spec.Replicas == nil || target.Replicas == 0 || plan.HPAColor != c {
-				d.Spec.Replicas = ptr.To(target.Replicas)
-			}
-		})
-		if err != nil {
-			return err
-		}
-	}
 	active, idle := plan.Status.ActiveColor, plan.Status.ActiveColor.Other()
-	// The active Service's endpoints change in the order that never gives
-	// the new color more than the step: when its selector moves to the new
-	// color the borrowed old pods are listed first; otherwise the selector
-	// moves back first and the borrowed pods change after.
+	// The Services first: a color scaled down below (after an abort) has
+	// left the active Service by then. The active Service's endpoints
+	// change in the order that never gives the new color more than the
+	// step: when its selector moves to the new color the borrowed old pods
+	// are listed first; otherwise the selector moves back first and the
+	// borrowed pods change after.
 	if err := r.writeColorServices(ctx, as); err != nil {
 		return err
 	}
@@ -301,6 +281,28 @@ func (r *AuthServerReconciler) apply(ctx context.Context, as *authv1alpha1.AuthS
 	}
 	if split.selector == active {
 		if err := r.writeSlice(ctx, as, split); err != nil {
+			return err
+		}
+	}
+	hash := TemplateHash(as)
+	for c, target := range plan.Colors {
+		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: as.Namespace, Name: deploymentName(as, c)}}
+		if deps[c] == nil && target.Replicas == 0 {
+			continue // never needed yet
+		}
+		err := r.ensure(ctx, as, d, func() {
+			d.Labels = map[string]string{authv1alpha1.LabelManagedBy: authv1alpha1.ManagedByValue, LabelInstance: as.Name, LabelColor: string(c)}
+			d.Spec.Selector = &metav1.LabelSelector{MatchLabels: podLabels(as, c)}
+			// Only the current spec's template can be written; a color that
+			// keeps an older template keeps its pods as they are.
+			if target.TemplateHash == hash && d.Spec.Template.Labels[LabelTemplateHash] != hash {
+				d.Spec.Template = podTemplate(as, c, hash)
+			}
+			if !target.ScaledByHPA || d.Spec.Replicas == nil || target.Replicas == 0 || plan.HPAColor != c {
+				d.Spec.Replicas = ptr.To(target.Replicas)
+			}
+		})
+		if err != nil {
 			return err
 		}
 	}
