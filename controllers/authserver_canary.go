@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
 	"github.com/authframework/authframework/internal/rollout"
@@ -76,42 +77,73 @@ func canaryIngress(as *authv1alpha1.AuthServer, base *networkingv1.Ingress, weig
 	}, nil
 }
 
-// observeRouting reads the Ingress spec.rollout.trafficRouting names and
-// tells the state machine when a canary cannot be made from it.
-func (r *AuthServerReconciler) observeRouting(ctx context.Context, as *authv1alpha1.AuthServer, in *rollout.Input) (*networkingv1.Ingress, error) {
+// routing is what spec.rollout.trafficRouting names, as observed: the
+// Ingress a canary Ingress can be made from, or the HTTPRoute (kept even
+// when it cannot be weighted, so that a route stepped before is restored).
+type routing struct {
+	ingress *networkingv1.Ingress
+	route   *gatewayv1.HTTPRoute
+}
+
+// observeRouting reads the Ingress or HTTPRoute spec.rollout.trafficRouting
+// names and tells the state machine when it cannot carry a canary.
+func (r *AuthServerReconciler) observeRouting(ctx context.Context, as *authv1alpha1.AuthServer, in *rollout.Input) (routing, error) {
 	tr := as.Spec.Rollout.TrafficRouting
-	if tr == nil {
-		return nil, nil
+	switch {
+	case tr == nil:
+		return routing{}, nil
+	case tr.HTTPRoute != "":
+		return r.observeHTTPRoute(ctx, as, tr.HTTPRoute, in)
 	}
 	var base networkingv1.Ingress
 	switch err := r.Get(ctx, types.NamespacedName{Namespace: as.Namespace, Name: tr.Ingress}, &base); {
 	case apierrors.IsNotFound(err):
 		in.Results.RoutingProblem = fmt.Sprintf("Ingress %s not found in %s", tr.Ingress, as.Namespace)
-		return nil, nil
+		return routing{}, nil
 	case err != nil:
-		return nil, err
+		return routing{}, err
 	}
 	if _, err := canaryIngress(as, &base, 1); err != nil {
 		in.Results.RoutingProblem = err.Error()
-		return nil, nil
+		return routing{}, nil
 	}
 	var existing networkingv1.Ingress
 	switch err := r.Get(ctx, types.NamespacedName{Namespace: as.Namespace, Name: canaryIngressName(as)}, &existing); {
 	case err == nil && !metav1.IsControlledBy(&existing, as):
 		in.Results.RoutingProblem = fmt.Sprintf("Ingress %s exists and is not this AuthServer's", existing.Name)
-		return nil, nil
+		return routing{}, nil
 	case err != nil && !apierrors.IsNotFound(err):
-		return nil, err
+		return routing{}, err
 	}
-	return &base, nil
+	return routing{ingress: &base}, nil
 }
 
-// route keeps the canary Ingress at the plan's weight, and deletes every
-// canary Ingress of this AuthServer when there is no weight.
-func (r *AuthServerReconciler) route(ctx context.Context, as *authv1alpha1.AuthServer, plan rollout.Plan, base *networkingv1.Ingress) error {
+func (r *AuthServerReconciler) observeHTTPRoute(ctx context.Context, as *authv1alpha1.AuthServer, name string, in *rollout.Input) (routing, error) {
+	if !r.GatewayAPI {
+		in.Results.RoutingProblem = "the cluster served no gateway.networking.k8s.io/v1 HTTPRoute when the operator started: install the Gateway API CRDs, then restart the operator"
+		return routing{}, nil
+	}
+	var route gatewayv1.HTTPRoute
+	switch err := r.Get(ctx, types.NamespacedName{Namespace: as.Namespace, Name: name}, &route); {
+	case apierrors.IsNotFound(err):
+		in.Results.RoutingProblem = fmt.Sprintf("HTTPRoute %s not found in %s", name, as.Namespace)
+		return routing{}, nil
+	case err != nil:
+		return routing{}, err
+	}
+	if _, err := weightedRoute(as, &route, 1); err != nil {
+		in.Results.RoutingProblem = err.Error()
+	}
+	return routing{route: &route}, nil
+}
+
+// route keeps the canary Ingress, or the HTTPRoute's weights, at weight,
+// and with no weight deletes every canary Ingress of this AuthServer and
+// restores every HTTPRoute it stepped.
+func (r *AuthServerReconciler) route(ctx context.Context, as *authv1alpha1.AuthServer, weight int32, rt routing) error {
 	keep := ""
-	if w := plan.Status.CanaryWeight; w > 0 && base != nil {
-		want, err := canaryIngress(as, base, w)
+	if weight > 0 && rt.ingress != nil {
+		want, err := canaryIngress(as, rt.ingress, weight)
 		if err != nil {
 			return err
 		}
@@ -134,5 +166,44 @@ func (r *AuthServerReconciler) route(ctx context.Context, as *authv1alpha1.AuthS
 			}
 		}
 	}
+	return r.weighRoutes(ctx, as, weight, rt.route)
+}
+
+// weighRoutes sets the named HTTPRoute's weights and restores any other
+// route this AuthServer stepped (one named before the spec changed).
+func (r *AuthServerReconciler) weighRoutes(ctx context.Context, as *authv1alpha1.AuthServer, weight int32, named *gatewayv1.HTTPRoute) error {
+	if !r.GatewayAPI {
+		return nil
+	}
+	var list gatewayv1.HTTPRouteList
+	if err := r.List(ctx, &list, client.InNamespace(as.Namespace)); err != nil {
+		return err
+	}
+	routes := list.Items
+	if named != nil {
+		want, err := weightedRoute(as, named, weight)
+		if err != nil {
+			return err
+		}
+		if err := r.updateRoute(ctx, named, want); err != nil {
+			return err
+		}
+	}
+	for i := range routes {
+		rt := &routes[i]
+		if named != nil && rt.Name == named.Name {
+			continue
+		}
+		if err := r.updateRoute(ctx, rt, restoredRoute(as, rt)); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+func (r *AuthServerReconciler) updateRoute(ctx context.Context, have, want *gatewayv1.HTTPRoute) error {
+	if sameRoute(have, want) {
+		return nil
+	}
+	return r.Update(ctx, want)
 }

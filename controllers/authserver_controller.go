@@ -8,6 +8,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,7 +21,10 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
 	"github.com/authframework/authframework/internal/rollout"
@@ -46,6 +50,10 @@ type AuthServerReconciler struct {
 	Checks    Checks
 	// RBAC says how the auth server pods are granted their permissions.
 	RBAC ServerRBAC
+	// GatewayAPI: the cluster served gateway.networking.k8s.io/v1 HTTPRoutes
+	// when the operator started (SetupWithManager finds out); without it an
+	// AuthServer naming an HTTPRoute is told so.
+	GatewayAPI bool
 }
 
 // +kubebuilder:rbac:groups=auth.authframework.dev,resources=authservers,verbs=get;list;watch;update;patch
@@ -54,6 +62,8 @@ type AuthServerReconciler struct {
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles,verbs=get;bind,resourceNames=authframework-server;authframework-server-revocations
 // +kubebuilder:rbac:groups=auth.authframework.dev,resources=authservers/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups="",resources=services;serviceaccounts,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;update;patch;delete
@@ -102,11 +112,11 @@ func (r *AuthServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, failed(authv1alpha1.ConditionPermissionsGranted, authv1alpha1.ReasonGrantFailed, "binding the auth server's ServiceAccount", err)
 	}
 	r.recordPermissions(&as, before, perms, now)
-	in, plan, err := r.rollOut(ctx, &as)
+	in, plan, split, err := r.rollOut(ctx, &as)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	r.recordRollout(&as, before, in, plan, now)
+	r.recordRollout(&as, before, in, plan, split, now)
 	readyReason, readyMessage = plan.Status.Reason, plan.Message
 	res = ctrl.Result{RequeueAfter: requeueAfter(plan.NextCheck, in.Now)}
 	if perms.reason == authv1alpha1.ReasonClusterRoleMissing {
@@ -119,14 +129,14 @@ func (r *AuthServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 
 // rollOut observes the colors, asks the state machine, runs the checks it
 // asks for, and writes the objects of the plan.
-func (r *AuthServerReconciler) rollOut(ctx context.Context, as *authv1alpha1.AuthServer) (rollout.Input, rollout.Plan, error) {
+func (r *AuthServerReconciler) rollOut(ctx context.Context, as *authv1alpha1.AuthServer) (rollout.Input, rollout.Plan, rollout.ServiceSplit, error) {
 	in, deps, err := r.observe(ctx, as)
 	if err != nil {
-		return in, rollout.Plan{}, err
+		return in, rollout.Plan{}, rollout.ServiceSplit{}, err
 	}
-	base, err := r.observeRouting(ctx, as, &in)
+	rt, err := r.observeRouting(ctx, as, &in)
 	if err != nil {
-		return in, rollout.Plan{}, err
+		return in, rollout.Plan{}, rollout.ServiceSplit{}, err
 	}
 	plan := rollout.Next(in)
 	if plan.RunSmokeTests || plan.RunAnalysis {
@@ -138,15 +148,23 @@ func (r *AuthServerReconciler) rollOut(ctx context.Context, as *authv1alpha1.Aut
 		// is for the whole step from what was observed.
 		plan.Transitioned = rollout.Transitioned(observed, plan.Status)
 	}
-	if err := r.apply(ctx, as, plan, deps); err != nil {
-		return in, plan, failed("", authv1alpha1.ReasonApplyFailed, "writing the auth server's objects", err)
+	split, err := r.splitService(ctx, as, plan)
+	if err != nil {
+		return in, plan, split.ServiceSplit, err
+	}
+	if err := r.apply(ctx, as, plan, deps, split); err != nil {
+		return in, plan, split.ServiceSplit, failed("", authv1alpha1.ReasonApplyFailed, "writing the auth server's objects", err)
 	}
 	// After the Services: at the end of the steps the active Service has
-	// switched before the canary Ingress goes.
-	if err := r.route(ctx, as, plan, base); err != nil {
-		return in, plan, failed("", authv1alpha1.ReasonApplyFailed, "writing the canary Ingress", err)
+	// switched before the canary Ingress goes or the HTTPRoute is restored.
+	weight := plan.Status.CanaryWeight
+	if in.Results.RoutingProblem != "" {
+		weight = 0
 	}
-	return in, plan, nil
+	if err := r.route(ctx, as, weight, rt); err != nil {
+		return in, plan, split.ServiceSplit, failed("", authv1alpha1.ReasonApplyFailed, "writing the canary Ingress or HTTPRoute weights", err)
+	}
+	return in, plan, split.ServiceSplit, nil
 }
 
 func (r *AuthServerReconciler) observe(ctx context.Context, as *authv1alpha1.AuthServer) (rollout.Input, map[rollout.Color]*appsv1.Deployment, error) {
@@ -227,11 +245,44 @@ func (r *AuthServerReconciler) check(ctx context.Context, as *authv1alpha1.AuthS
 	}
 }
 
-// apply writes the Deployments, Services, HPA and PDB the plan describes.
-func (r *AuthServerReconciler) apply(ctx context.Context, as *authv1alpha1.AuthServer, plan rollout.Plan, deps map[rollout.Color]*appsv1.Deployment) error {
+// apply writes the Deployments, Services, canary EndpointSlice, HPA and PDB
+// the plan describes.
+func (r *AuthServerReconciler) apply(ctx context.Context, as *authv1alpha1.AuthServer, plan rollout.Plan, deps map[rollout.Color]*appsv1.Deployment, split serviceSplit) error {
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: as.Namespace, Name: as.Name}}
 	if err := r.ensure(ctx, as, sa, func() {}); err != nil {
 		return err
+	}
+	active, idle := plan.Status.ActiveColor, plan.Status.ActiveColor.Other()
+	// The Services first: a color scaled down below (after an abort) has
+	// left the active Service by then. The active Service's endpoints
+	// change in the order that never gives the new color more than the
+	// step: when its selector moves to the new color the borrowed old pods
+	// are listed first; otherwise the selector moves back first and the
+	// borrowed pods change after.
+	if err := r.writeColorServices(ctx, as); err != nil {
+		return err
+	}
+	if split.selector != active {
+		if err := r.writeSlice(ctx, as, split); err != nil {
+			return err
+		}
+	}
+	for _, s := range []struct {
+		name  string
+		color rollout.Color
+	}{{as.Name, split.selector}, {as.Name + "-preview", idle}} {
+		want := service(as, s.name, s.color)
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: as.Namespace, Name: s.name}}
+		if err := r.ensure(ctx, as, svc, func() {
+			svc.Labels, svc.Spec.Selector, svc.Spec.Ports = want.Labels, want.Spec.Selector, want.Spec.Ports
+		}); err != nil {
+			return err
+		}
+	}
+	if split.selector == active {
+		if err := r.writeSlice(ctx, as, split); err != nil {
+			return err
+		}
 	}
 	hash := TemplateHash(as)
 	for c, target := range plan.Colors {
@@ -252,16 +303,6 @@ func (r *AuthServerReconciler) apply(ctx context.Context, as *authv1alpha1.AuthS
 			}
 		})
 		if err != nil {
-			return err
-		}
-	}
-	active, idle := plan.Status.ActiveColor, plan.Status.ActiveColor.Other()
-	for name, c := range map[string]rollout.Color{as.Name: active, as.Name + "-preview": idle} {
-		want := service(as, name, c)
-		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: as.Namespace, Name: name}}
-		if err := r.ensure(ctx, as, svc, func() {
-			svc.Labels, svc.Spec.Selector, svc.Spec.Ports = want.Labels, want.Spec.Selector, want.Spec.Ports
-		}); err != nil {
 			return err
 		}
 	}
@@ -314,7 +355,7 @@ func (r *AuthServerReconciler) recordPermissions(as *authv1alpha1.AuthServer, be
 // recordRollout records the plan the objects now follow: phase, colors,
 // replicas, the Available, Progressing, RolledBack and TrafficRoutingReady
 // conditions, and the events of the step.
-func (r *AuthServerReconciler) recordRollout(as *authv1alpha1.AuthServer, before *authv1alpha1.AuthServerStatus, in rollout.Input, plan rollout.Plan, now time.Time) {
+func (r *AuthServerReconciler) recordRollout(as *authv1alpha1.AuthServer, before *authv1alpha1.AuthServerStatus, in rollout.Input, plan rollout.Plan, split rollout.ServiceSplit, now time.Time) {
 	ps := plan.Status
 	st := &as.Status
 	st.Phase, st.PhaseReason = authv1alpha1.RolloutPhase(ps.Phase), ps.Reason
@@ -323,7 +364,7 @@ func (r *AuthServerReconciler) recordRollout(as *authv1alpha1.AuthServer, before
 	st.ActiveColor = authv1alpha1.Color(ps.ActiveColor)
 	st.ActiveTemplateHash, st.FailedTemplateHash, st.DesiredTemplateHash = ps.ActiveHash, ps.FailedHash, in.Spec.TemplateHash
 	st.ActiveService, st.PreviewService = as.Name, as.Name+"-preview"
-	st.CanaryWeight = ps.CanaryWeight
+	st.CanaryWeight, st.ServiceCanaryWeight = ps.CanaryWeight, split.Percent
 	active := in.Colors[ps.ActiveColor]
 	st.Replicas, st.AvailableReplicas = active.Replicas, active.Available
 	if in.Results.Promote {
@@ -339,14 +380,7 @@ func (r *AuthServerReconciler) recordRollout(as *authv1alpha1.AuthServer, before
 		ps.Phase == rollout.Analysing || ps.Phase == rollout.ScalingDown
 	setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionProgressing, boolCondition(progressing), ps.Reason, plan.Message)
 	setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionRolledBack, boolCondition(ps.Phase == rollout.RolledBack), ps.Reason, plan.Message)
-	if tr := as.Spec.Rollout.TrafficRouting; tr == nil {
-		meta.RemoveStatusCondition(&st.Conditions, authv1alpha1.ConditionTrafficRoutingReady)
-	} else if p := in.Results.RoutingProblem; p != "" {
-		setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionTrafficRoutingReady, metav1.ConditionFalse, authv1alpha1.ReasonIngressUnusable, p)
-	} else {
-		setCondition(&st.Conditions, gen, now, authv1alpha1.ConditionTrafficRoutingReady, metav1.ConditionTrue, authv1alpha1.ReasonIngressFound,
-			fmt.Sprintf("steps go through %s-canary beside Ingress %s", tr.Ingress, tr.Ingress))
-	}
+	r.recordRouting(as, before, in.Results.RoutingProblem, now)
 	if plan.Transitioned {
 		kind := corev1.EventTypeNormal
 		if ps.Phase == rollout.RolledBack || ps.Phase == rollout.Degraded {
@@ -357,6 +391,31 @@ func (r *AuthServerReconciler) recordRollout(as *authv1alpha1.AuthServer, before
 	if capacity.Lost && !capacityLost(before.Conditions) && ps.Phase != rollout.Degraded {
 		// Mid-rollout a loss is no phase change, but still worth a warning.
 		r.Recorder.Eventf(as, nil, corev1.EventTypeWarning, capacity.Reason, string(ps.Phase), "%s", capacity.Message)
+	}
+}
+
+// recordRouting sets TrafficRoutingReady from what observeRouting found,
+// and warns when it turns False or says something new while False.
+func (r *AuthServerReconciler) recordRouting(as *authv1alpha1.AuthServer, before *authv1alpha1.AuthServerStatus, problem string, now time.Time) {
+	st := &as.Status
+	tr := as.Spec.Rollout.TrafficRouting
+	if tr == nil {
+		meta.RemoveStatusCondition(&st.Conditions, authv1alpha1.ConditionTrafficRoutingReady)
+		return
+	}
+	found, unusable := authv1alpha1.ReasonIngressFound, authv1alpha1.ReasonIngressUnusable
+	msg := fmt.Sprintf("steps go through %s-canary beside Ingress %s", tr.Ingress, tr.Ingress)
+	if tr.HTTPRoute != "" {
+		found, unusable = authv1alpha1.ReasonHTTPRouteFound, authv1alpha1.ReasonHTTPRouteUnusable
+		msg = fmt.Sprintf("steps set the weights of Services %s and %s-preview in HTTPRoute %s", as.Name, as.Name, tr.HTTPRoute)
+	}
+	if problem == "" {
+		setCondition(&st.Conditions, as.Generation, now, authv1alpha1.ConditionTrafficRoutingReady, metav1.ConditionTrue, found, msg)
+		return
+	}
+	setCondition(&st.Conditions, as.Generation, now, authv1alpha1.ConditionTrafficRoutingReady, metav1.ConditionFalse, unusable, problem)
+	if prev := meta.FindStatusCondition(before.Conditions, authv1alpha1.ConditionTrafficRoutingReady); prev == nil || prev.Status != metav1.ConditionFalse || prev.Message != problem {
+		r.Recorder.Eventf(as, nil, corev1.EventTypeWarning, unusable, "TrafficRouting", "%s", problem)
 	}
 }
 
@@ -374,15 +433,47 @@ func boolCondition(b bool) metav1.ConditionStatus {
 	return metav1.ConditionFalse
 }
 
-// SetupWithManager watches AuthServers and what they own.
+// SetupWithManager watches AuthServers and what they own, their pods, and
+// the HTTPRoutes they name when the cluster serves the Gateway API.
 func (r *AuthServerReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	r.GatewayAPI = gatewayAPIServed(mgr)
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&authv1alpha1.AuthServer{}).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
 		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&networkingv1.Ingress{}).
-		Named("authserver").
-		Complete(r)
+		Watches(&discoveryv1.EndpointSlice{}, slicesOfAuthServer())
+	if r.GatewayAPI {
+		b = b.Watches(&gatewayv1.HTTPRoute{}, handler.EnqueueRequestsFromMapFunc(r.authServersOfRoute))
+	}
+	return b.Named("authserver").Complete(r)
+}
+
+// gatewayAPIServed says whether the scheme knows HTTPRoutes and the API
+// server serves them.
+func gatewayAPIServed(mgr ctrl.Manager) bool {
+	gvk := gatewayv1.SchemeGroupVersion.WithKind("HTTPRoute")
+	if !mgr.GetScheme().Recognizes(gvk) {
+		return false
+	}
+	_, err := mgr.GetRESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version)
+	return err == nil
+}
+
+// authServersOfRoute enqueues the AuthServers that name an HTTPRoute, so a
+// route fixed or broken shows in TrafficRoutingReady at once.
+func (r *AuthServerReconciler) authServersOfRoute(ctx context.Context, obj client.Object) []reconcile.Request {
+	var list authv1alpha1.AuthServerList
+	if err := r.List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
+		return nil
+	}
+	var reqs []reconcile.Request
+	for _, as := range list.Items {
+		if tr := as.Spec.Rollout.TrafficRouting; tr != nil && tr.HTTPRoute == obj.GetName() {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&as)})
+		}
+	}
+	return reqs
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -29,6 +30,9 @@ func CacheOptions() cache.Options {
 			&corev1.Secret{}:             {Label: managed},
 			&rbacv1.RoleBinding{}:        {Label: managed},
 			&rbacv1.ClusterRoleBinding{}: {Label: managed},
+			// The slices of the auth servers' Services (the EndpointSlice
+			// controller copies the Services' labels) and the canary's.
+			&discoveryv1.EndpointSlice{}: {Label: managed},
 		},
 	}
 }

@@ -377,8 +377,11 @@ type RolloutSpec struct {
 	// +kubebuilder:validation:MaxLength=32
 	ScaleDownDelay metav1.Duration `json:"scaleDownDelay,omitzero"`
 
-	// TrafficRouting, when set, moves traffic in weighted steps through an
-	// ingress-nginx canary Ingress before the full switch.
+	// TrafficRouting, when set, moves traffic in weighted steps before the
+	// full switch: through the backendRef weights of a Gateway API
+	// HTTPRoute, or (legacy) an ingress-nginx canary Ingress. In both cases
+	// the active Service's endpoints move in the same steps, so the
+	// external-auth sub-requests that proxies send to it follow too.
 	// +optional
 	TrafficRouting *TrafficRoutingSpec `json:"trafficRouting,omitempty"`
 }
@@ -436,15 +439,33 @@ type AnalysisSpec struct {
 	MinRequests *int32 `json:"minRequests,omitempty"`
 }
 
-// TrafficRoutingSpec moves traffic in weighted steps through an ingress-nginx
-// canary Ingress that the operator keeps beside the named Ingress.
+// TrafficRoutingSpec moves traffic in weighted steps through a Gateway API
+// HTTPRoute (gateway.networking.k8s.io/v1) whose backendRef weights the
+// operator sets, or, the legacy path, an ingress-nginx canary Ingress that
+// the operator keeps beside the named Ingress. Name exactly one.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.httpRoute) != has(self.ingress)",message="name exactly one of httpRoute or ingress"
 type TrafficRoutingSpec struct {
-	// Ingress is the name of the ingress-nginx Ingress that routes to the
-	// active Service, in the same namespace.
+	// HTTPRoute is the name of a gateway.networking.k8s.io/v1 HTTPRoute in
+	// the same namespace with rules whose only backendRef is the active
+	// Service. At each step the operator gives that backendRef 100-weight
+	// and adds the preview Service with the weight; after promotion or an
+	// abort the rules are restored as they were. Rules that do not point at
+	// the active Service are never touched.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
-	Ingress string `json:"ingress"`
+	// +optional
+	HTTPRoute string `json:"httpRoute,omitempty"`
+
+	// Ingress is the name of the ingress-nginx Ingress that routes to the
+	// active Service, in the same namespace (the legacy path: ingress-nginx
+	// is no longer maintained).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	// +optional
+	Ingress string `json:"ingress,omitempty"`
 
 	// Steps are the canary weights, in percent, strictly increasing.
 	// +kubebuilder:default={5,10,25,50,75,90}
@@ -514,9 +535,11 @@ const (
 	// PhasePromoting: smoke tests passed; waiting for the promote annotation
 	// (autoPromote: false).
 	PhasePromoting RolloutPhase = "Promoting"
-	// PhaseCanary: the canary Ingress sends status.canaryWeight percent of the
-	// traffic of spec.rollout.trafficRouting.ingress to the new color, in
-	// steps, while its metrics are watched; the active Service has not moved.
+	// PhaseCanary: the HTTPRoute or canary Ingress of
+	// spec.rollout.trafficRouting sends status.canaryWeight percent of its
+	// traffic to the new color, and the active Service's endpoints include
+	// the new color at status.serviceCanaryWeight percent, in steps, while
+	// the new color's metrics are watched; status.activeColor has not moved.
 	PhaseCanary RolloutPhase = "Canary"
 	// PhaseAnalysing: the new color serves and its metrics are watched.
 	PhaseAnalysing RolloutPhase = "Analysing"
@@ -580,6 +603,13 @@ type AuthServerStatus struct {
 	// +optional
 	CanaryWeight int32 `json:"canaryWeight,omitempty"`
 
+	// ServiceCanaryWeight is the share, in percent, of the active Service's
+	// ready endpoints that are the new color's during a stepped rollout:
+	// the share of the external-auth sub-requests proxies send to the
+	// active Service. It is as near CanaryWeight as whole pods allow.
+	// +optional
+	ServiceCanaryWeight int32 `json:"serviceCanaryWeight,omitempty"`
+
 	// Replicas of the active color.
 	// +optional
 	Replicas int32 `json:"replicas,omitempty"`
@@ -617,6 +647,7 @@ type AuthServerStatus struct {
 // +kubebuilder:printcolumn:name="Available",type=integer,JSONPath=`.status.availableReplicas`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Canary",type=integer,JSONPath=`.status.canaryWeight`,priority=1
+// +kubebuilder:printcolumn:name="Service Canary",type=integer,JSONPath=`.status.serviceCanaryWeight`,priority=1
 // +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.spec.image`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type AuthServer struct {

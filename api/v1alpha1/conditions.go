@@ -49,8 +49,9 @@ const (
 	// pods' ServiceAccount is bound to what they need to read and write.
 	ConditionPermissionsGranted = "PermissionsGranted"
 	// ConditionTrafficRoutingReady (AuthServer, with
-	// spec.rollout.trafficRouting) is True when a canary Ingress can be made
-	// from the named Ingress, so a wrong name shows before a rollout needs it.
+	// spec.rollout.trafficRouting) is True when the named HTTPRoute can be
+	// weighted, or a canary Ingress made from the named Ingress, so a wrong
+	// name shows before a rollout needs it.
 	ConditionTrafficRoutingReady = "TrafficRoutingReady"
 )
 
@@ -121,6 +122,13 @@ const (
 	// ReasonIngressUnusable (AuthServer TrafficRoutingReady) means the named
 	// Ingress is missing or cannot carry a canary.
 	ReasonIngressUnusable = "IngressUnusable"
+	// ReasonHTTPRouteFound (AuthServer TrafficRoutingReady) means the named
+	// HTTPRoute has rules whose backendRefs the operator can weight.
+	ReasonHTTPRouteFound = "HTTPRouteFound"
+	// ReasonHTTPRouteUnusable (AuthServer TrafficRoutingReady) means the
+	// named HTTPRoute is missing, the Gateway API is not installed, or the
+	// route cannot be weighted safely (the message says why).
+	ReasonHTTPRouteUnusable = "HTTPRouteUnusable"
 
 	// ReasonKeyGenerated means a new signing key was generated and published.
 	ReasonKeyGenerated = "KeyGenerated"

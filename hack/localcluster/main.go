@@ -1,11 +1,12 @@
 // Command localcluster is what `make run` runs: a local control plane (etcd and
-// kube-apiserver from bin/, started by envtest) with the CRDs installed and the
-// samples applied, and the manager in the foreground. With --sim (`make run
-// SIM=1`) the control plane is a simulated cluster with a node (the whole
-// kube-controller-manager, kube-scheduler and kwok), so the sample AuthServer's
-// Deployments get pods and rollouts can be watched; two auth server processes
-// on the host stand in for its blue and green pods. SIGINT or SIGTERM stops
-// every process it started.
+// kube-apiserver from bin/, started by envtest) with the CRDs (ours and the
+// Gateway API's standard channel) installed and the samples applied, and the
+// manager in the foreground. With --sim (`make run SIM=1`) the control plane
+// is a simulated cluster with a node (the whole kube-controller-manager,
+// kube-scheduler and kwok), so the sample AuthServer's Deployments get pods
+// and rollouts can be watched; two auth server processes on the host stand in
+// for its blue and green pods. SIGINT or SIGTERM stops every process it
+// started.
 package main
 
 import (
@@ -95,9 +96,14 @@ func run(ctx context.Context, o options) error {
 	// A kubeconfig left by an earlier run points at a server that is gone.
 	_ = os.Remove(kubeconfig)
 
+	// The Gateway API's CRDs too, so AuthServers can step HTTPRoutes.
+	gatewayCRDs, err := testenv.GatewayAPICRDs(o.repoRoot)
+	if err != nil {
+		return err
+	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: o.binDir,
-		CRDDirectoryPaths:     []string{filepath.Join(o.repoRoot, "config", "crd", "bases")},
+		CRDDirectoryPaths:     []string{filepath.Join(o.repoRoot, "config", "crd", "bases"), gatewayCRDs},
 		ErrorIfCRDPathMissing: true,
 	}
 	stopCluster, err := startCluster(ctx, o, env, kubeconfig, kubectl)

@@ -60,7 +60,8 @@ type Spec struct {
 	MaxErrorRate float64
 	MinRequests  int64
 	// CanarySteps are the weights, in percent and increasing, the new color
-	// gets through the canary Ingress before the full switch; each holds
+	// gets through the HTTPRoute or canary Ingress (and the active
+	// Service's endpoints, SplitService) before the full switch; each holds
 	// for StepInterval while the new color is analysed. None: switch at
 	// once.
 	CanarySteps  []int32
@@ -75,8 +76,8 @@ type Status struct {
 	ActiveHash     string
 	FailedHash     string
 	PhaseStartedAt time.Time
-	// CanaryWeight is the share of traffic, in percent, the canary Ingress
-	// sends to the new color; 0 when there is no canary Ingress.
+	// CanaryWeight is the share of traffic, in percent, the HTTPRoute or
+	// canary Ingress sends to the new color; 0 when there is no canary.
 	CanaryWeight int32
 	// Available is how many pods of the active color were available when it
 	// was last observed (status.availableReplicas), and CapacityLost whether
@@ -106,8 +107,8 @@ type Results struct {
 	Analysed            bool
 	Requests, ServerErr int64
 	Promote, Abort      bool
-	// RoutingProblem says why the canary Ingress cannot be made (the named
-	// Ingress is missing or does not route to the active Service).
+	// RoutingProblem says why the canary cannot be routed (the named
+	// HTTPRoute or Ingress is missing or cannot be weighted safely).
 	RoutingProblem string
 }
 
@@ -405,8 +406,8 @@ func (d *decider) afterSmoke() {
 	d.to(Promoting, "AwaitingPromotion", "smoke tests passed; waiting for the promote annotation")
 }
 
-// startPromotion moves traffic: in weighted steps through the canary Ingress
-// when there are steps, else at once.
+// startPromotion moves traffic: in weighted steps through the HTTPRoute or
+// canary Ingress when there are steps, else at once.
 func (d *decider) startPromotion() {
 	steps := d.in.Spec.CanarySteps
 	if len(steps) == 0 {
@@ -422,7 +423,7 @@ func (d *decider) startPromotion() {
 }
 
 func (d *decider) canaryMessage() string {
-	return fmt.Sprintf("%d%% of the Ingress's traffic on %s; next step at %s", d.st.CanaryWeight, d.st.ActiveColor.Other(),
+	return fmt.Sprintf("%d%% of the routed traffic on %s; next step at %s", d.st.CanaryWeight, d.st.ActiveColor.Other(),
 		d.st.PhaseStartedAt.Add(d.in.Spec.StepInterval).Format(time.RFC3339))
 }
 

@@ -19,19 +19,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/yaml"
-
-	"golang.org/x/oauth2/clientcredentials"
 
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
 	"github.com/authframework/authframework/controllers"
@@ -45,42 +35,10 @@ import (
 // server processes on loopback standing in for each color's pods in smoke
 // tests, analysis, and a client validating tokens in a loop throughout.
 func TestAuthServerOnSimulatedCluster(t *testing.T) {
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(authv1alpha1.AddToScheme(scheme))
-	dir := t.TempDir()
-	logFile, err := os.Create(filepath.Join(dir, "cluster.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	env := &envtest.Environment{CRDDirectoryPaths: []string{testenv.Path("config", "crd", "bases")}, ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: testenv.K8sBinDir(), Scheme: scheme}
-	sim, err := testenv.StartSimCluster(env, testenv.SimOptions{Dir: dir, Log: logFile})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sim.Stop()
-	cfg := env.Config
-	cl, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-
-	var node corev1.Node
-	if err := yaml.Unmarshal([]byte(testenv.FakeNode), &node); err != nil {
-		t.Fatal(err)
-	}
-	if err := cl.Create(ctx, &node); err != nil {
-		t.Fatal(err)
-	}
-
-	ctrl.SetLogger(zap.New(zap.WriteTo(logFile)))
-	clk := clocktesting.NewFakeClock(time.Now())
-	urls := &testenv.ColorEndpoints{}
-	testenv.RunManager(t, ctx, cfg, controllers.ManagerOptions{Scheme: scheme, Controllers: controllers.Options{Clock: clk, Endpoints: urls}})
+	sim := startSim(t, ctx)
+	cfg, cl, clk, urls, scheme, dir := sim.cfg, sim.cl, sim.clk, sim.urls, sim.scheme, sim.dir
 
 	replica := func() string {
 		return testenv.StartAuthServer(t, ctx, cfg, scheme, auth.ProcessOptions{RevocationNamespace: "default",
@@ -92,11 +50,7 @@ func TestAuthServerOnSimulatedCluster(t *testing.T) {
 	urls.Set(key, authv1alpha1.Green, greenURL)
 
 	ns := "default"
-	must(t, cl.Create(ctx, &authv1alpha1.TokenPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "orders"},
-		Spec: authv1alpha1.TokenPolicySpec{Issuer: "https://auth.example.com/orders", Audiences: []string{"orders-api"}}}))
-	must(t, cl.Create(ctx, &authv1alpha1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "reader"}, Spec: authv1alpha1.RoleSpec{Permissions: []string{"orders:read"}}}))
-	must(t, cl.Create(ctx, &authv1alpha1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "client"},
-		Spec: authv1alpha1.ServiceAccountSpec{TokenPolicyRef: authv1alpha1.LocalRef{Name: "orders"}, Roles: []string{"reader"}}}))
+	sim.ordersAccount(t, ctx, ns)
 	must(t, cl.Create(ctx, &authv1alpha1.AuthServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "auth"}, Spec: authv1alpha1.AuthServerSpec{
 		Image: "ghcr.io/authframework/authframework:v1", Port: 8080,
 		Resources:   corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")}},
@@ -172,23 +126,7 @@ func TestAuthServerOnSimulatedCluster(t *testing.T) {
 
 	// A client validates tokens through whichever color is active, in a loop,
 	// for the whole rollout.
-	var creds corev1.Secret
-	testenv.Until(t, 2*time.Minute, "client credentials", func() bool {
-		return cl.Get(ctx, types.NamespacedName{Namespace: ns, Name: "client-credentials"}, &creds) == nil
-	})
-	var tok string
-	testenv.Until(t, 2*time.Minute, "a token from the active color", func() bool {
-		var current authv1alpha1.AuthServer
-		if cl.Get(ctx, key, &current) != nil {
-			return false
-		}
-		cc := clientcredentials.Config{ClientID: string(creds.Data["client_id"]), ClientSecret: string(creds.Data["client_secret"]), TokenURL: urls.URL(&current, true) + "/token"}
-		tk, err := cc.Token(ctx)
-		if err == nil {
-			tok = tk.AccessToken
-		}
-		return err == nil
-	})
+	tok := sim.token(t, ctx, key)
 	var validations, failures atomic.Int64
 	stop := make(chan struct{})
 	loopDone := make(chan struct{})
@@ -204,15 +142,9 @@ func TestAuthServerOnSimulatedCluster(t *testing.T) {
 			if cl.Get(ctx, key, &current) != nil {
 				continue
 			}
-			req, _ := http.NewRequest(http.MethodGet, urls.URL(&current, true)+"/validate?aud=orders-api&permission=orders:read", nil)
-			req.Header.Set("Authorization", "Bearer "+tok)
-			resp, err := http.DefaultClient.Do(req)
 			validations.Add(1)
-			if err != nil || resp.StatusCode != 200 {
+			if !validate(urls.URL(&current, true), tok, "") {
 				failures.Add(1)
-			}
-			if resp != nil {
-				resp.Body.Close()
 			}
 		}
 	}()

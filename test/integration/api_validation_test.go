@@ -144,6 +144,8 @@ func TestInvalidObjectsAreRefused(t *testing.T) {
 		{"server: no image", validAuthServer, `image: ""`, "spec.image", "at least 1 chars"},
 		{"server: zero replicas", validAuthServer, `replicas: 0`, "spec.replicas", "greater than or equal to 1"},
 		{"server: decreasing canary steps", validAuthServer, `rollout: {trafficRouting: {ingress: api, steps: [50, 10]}}`, "spec.rollout.trafficRouting.steps", "strictly increasing"},
+		{"server: canary through both an HTTPRoute and an Ingress", validAuthServer, `rollout: {trafficRouting: {httpRoute: api, ingress: api}}`, "spec.rollout.trafficRouting", "name exactly one of httpRoute or ingress"},
+		{"server: canary through nothing", validAuthServer, `rollout: {trafficRouting: {steps: [10]}}`, "spec.rollout.trafficRouting", "name exactly one of httpRoute or ingress"},
 		{"server: negative scale-down delay", validAuthServer, `rollout: {scaleDownDelay: -5s}`, "spec.rollout.scaleDownDelay", "between 0s and 24h"},
 		{"server: privileged port", validAuthServer, `port: 80`, "spec.port", "greater than or equal to 1024"},
 		{"server: trusted proxy not a CIDR", validAuthServer, `trustedProxies: [10.0.0.0/8, ingress.example]`, "spec.trustedProxies", "must be a CIDR"},

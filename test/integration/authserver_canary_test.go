@@ -46,6 +46,62 @@ func canaryAt(t *testing.T, ns string, weight int) {
 	})
 }
 
+// stableCanaryServer creates the AuthServer "auth" with 2 replicas and a
+// minute's bake time whose rollouts go through tr in steps of 10% and 50%,
+// 30s each, makes blue available and returns it Stable.
+func stableCanaryServer(t *testing.T, ns string, key types.NamespacedName, tr authv1alpha1.TrafficRoutingSpec) *authv1alpha1.AuthServer {
+	t.Helper()
+	tr.Steps, tr.StepInterval = []int32{10, 50}, metav1.Duration{Duration: 30 * time.Second}
+	if err := k8sClient.Create(context.Background(), &authv1alpha1.AuthServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: key.Name}, Spec: authv1alpha1.AuthServerSpec{
+		Image: "ghcr.io/authframework/authframework:v1", Replicas: ptr.To[int32](2),
+		Rollout: authv1alpha1.RolloutSpec{Analysis: authv1alpha1.AnalysisSpec{BakeTime: metav1.Duration{Duration: time.Minute}}, TrafficRouting: &tr}}}); err != nil {
+		t.Fatal(err)
+	}
+	makeAvailable(t, ns, key.Name+"-blue")
+	return waitPhase(t, key, authv1alpha1.PhaseStable)
+}
+
+// toFirstStep rolls image out to green (blue active) and returns the
+// AuthServer at its first canary step: 10% on green, the Services as before.
+func toFirstStep(t *testing.T, ns string, key types.NamespacedName, as *authv1alpha1.AuthServer, image string) *authv1alpha1.AuthServer {
+	t.Helper()
+	testenv.Update(t, k8sClient, as, func() { as.Spec.Image = image })
+	waitPhase(t, key, authv1alpha1.PhaseDeploying)
+	makeAvailable(t, ns, key.Name+"-green")
+	as = waitPhase(t, key, authv1alpha1.PhaseCanary)
+	if as.Status.CanaryWeight != 10 || as.Status.ActiveColor != authv1alpha1.Blue || activeSelector(t, ns, key.Name) != "blue" || activeSelector(t, ns, key.Name+"-preview") != "green" {
+		t.Fatalf("first step: %+v", as.Status)
+	}
+	return as
+}
+
+// nextStep steps the fake clock past the step interval and returns the
+// AuthServer at its next step: weight percent on green with blue still
+// active, or, after the last step (weight 0), promoted to green.
+func nextStep(t *testing.T, ns string, key types.NamespacedName, weight int32) *authv1alpha1.AuthServer {
+	t.Helper()
+	fakeClock.Step(30 * time.Second)
+	testenv.Poke(t, k8sClient, &authv1alpha1.AuthServer{}, key)
+	if weight == 0 {
+		as := waitPhase(t, key, authv1alpha1.PhaseAnalysing)
+		if as.Status.ActiveColor != authv1alpha1.Green || as.Status.CanaryWeight != 0 || activeSelector(t, ns, key.Name) != "green" {
+			t.Errorf("after the last step: %+v", as.Status)
+		}
+		return as
+	}
+	var as *authv1alpha1.AuthServer
+	testenv.Eventually(t, fmt.Sprintf("step %d%%", weight), func() error {
+		if as = getAuthServer(t, key); as.Status.Phase != authv1alpha1.PhaseCanary || as.Status.CanaryWeight != weight {
+			return fmt.Errorf("%s at %d%%", as.Status.Phase, as.Status.CanaryWeight)
+		}
+		return nil
+	})
+	if activeSelector(t, ns, key.Name) != "blue" {
+		t.Errorf("the active Service left blue at %d%%", weight)
+	}
+	return as
+}
+
 // TestAuthServerCanary: with spec.rollout.trafficRouting, a rollout that
 // passed its smoke tests moves the named Ingress's traffic in weighted steps
 // through an ingress-nginx canary Ingress to the preview Service, analysing
@@ -63,28 +119,13 @@ func TestAuthServerCanary(t *testing.T) {
 					Name: "auth", Port: networkingv1.ServiceBackendPort{Name: "http"}}}}}}}}}}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := k8sClient.Create(ctx, &authv1alpha1.AuthServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "auth"}, Spec: authv1alpha1.AuthServerSpec{
-		Image: "ghcr.io/authframework/authframework:v1", Replicas: ptr.To[int32](2),
-		Rollout: authv1alpha1.RolloutSpec{
-			Analysis:       authv1alpha1.AnalysisSpec{BakeTime: metav1.Duration{Duration: time.Minute}},
-			TrafficRouting: &authv1alpha1.TrafficRoutingSpec{Ingress: "api", Steps: []int32{10, 50}, StepInterval: metav1.Duration{Duration: 30 * time.Second}},
-		}}}); err != nil {
-		t.Fatal(err)
-	}
-	makeAvailable(t, ns, "auth-blue")
-	as := waitPhase(t, key, authv1alpha1.PhaseStable)
+	as := stableCanaryServer(t, ns, key, authv1alpha1.TrafficRoutingSpec{Ingress: "api"})
 	if c := meta.FindStatusCondition(as.Status.Conditions, authv1alpha1.ConditionTrafficRoutingReady); c == nil || c.Status != metav1.ConditionTrue {
 		t.Errorf("TrafficRoutingReady %+v", c)
 	}
 
 	// v2 reaches its first step; an abort takes the canary away at once.
-	testenv.Update(t, k8sClient, as, func() { as.Spec.Image = "ghcr.io/authframework/authframework:v2" })
-	waitPhase(t, key, authv1alpha1.PhaseDeploying)
-	makeAvailable(t, ns, "auth-green")
-	as = waitPhase(t, key, authv1alpha1.PhaseCanary)
-	if as.Status.CanaryWeight != 10 || as.Status.ActiveColor != authv1alpha1.Blue || activeSelector(t, ns, "auth") != "blue" || activeSelector(t, ns, "auth-preview") != "green" {
-		t.Fatalf("first step: %+v", as.Status)
-	}
+	as = toFirstStep(t, ns, key, as, "ghcr.io/authframework/authframework:v2")
 	canaryAt(t, ns, 10)
 	testenv.Update(t, k8sClient, as, func() { as.Annotations = map[string]string{authv1alpha1.AnnotationAbort: "1"} })
 	as = waitPhase(t, key, authv1alpha1.PhaseRolledBack)
@@ -98,23 +139,11 @@ func TestAuthServerCanary(t *testing.T) {
 	makeAvailable(t, ns, "auth-green") // the Deployment controller's view: no pods
 
 	// v3 goes through both steps, each held for the step interval.
-	testenv.Update(t, k8sClient, as, func() { as.Spec.Image = "ghcr.io/authframework/authframework:v3" })
-	waitPhase(t, key, authv1alpha1.PhaseDeploying)
-	makeAvailable(t, ns, "auth-green")
-	waitPhase(t, key, authv1alpha1.PhaseCanary)
+	as = toFirstStep(t, ns, key, as, "ghcr.io/authframework/authframework:v3")
 	canaryAt(t, ns, 10)
-	fakeClock.Step(30 * time.Second)
-	testenv.Poke(t, k8sClient, &authv1alpha1.AuthServer{}, key)
+	nextStep(t, ns, key, 50)
 	canaryAt(t, ns, 50)
-	if as = getAuthServer(t, key); as.Status.Phase != authv1alpha1.PhaseCanary || as.Status.CanaryWeight != 50 || activeSelector(t, ns, "auth") != "blue" {
-		t.Errorf("second step: %+v", as.Status)
-	}
-	fakeClock.Step(30 * time.Second)
-	testenv.Poke(t, k8sClient, &authv1alpha1.AuthServer{}, key)
-	as = waitPhase(t, key, authv1alpha1.PhaseAnalysing)
-	if as.Status.ActiveColor != authv1alpha1.Green || as.Status.CanaryWeight != 0 || activeSelector(t, ns, "auth") != "green" {
-		t.Errorf("after the last step: %+v", as.Status)
-	}
+	as = nextStep(t, ns, key, 0)
 	canaryAt(t, ns, 0)
 	var base networkingv1.Ingress
 	if err := k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "api"}, &base); err != nil || base.Spec.Rules[0].HTTP.Paths[0].Backend.Service.Name != "auth" {

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -62,15 +63,24 @@ func runSuite(m *testing.M) int {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(authv1alpha1.AddToScheme(scheme))
 	utilruntime.Must(apiextensionsv1.AddToScheme(scheme))
+	utilruntime.Must(gatewayv1.Install(scheme))
 
-	// The CRDs as users' tests install them: from the embedded package.
+	// The CRDs as users' tests install them: from the embedded package;
+	// the Gateway API's from its module.
 	crds, err := crd.CustomResourceDefinitions()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "decoding the embedded CRDs: %v\n", err)
 		return 1
 	}
+	gatewayCRDs, err := testenv.GatewayAPICRDs(testenv.RepoRoot())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	testEnv = &envtest.Environment{
 		CRDs:                  crds,
+		CRDDirectoryPaths:     []string{gatewayCRDs},
+		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: testenv.K8sBinDir(),
 		Scheme:                scheme,
 		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{testenv.Path("config", "webhook", "manifests.yaml")}},

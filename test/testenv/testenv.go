@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -93,4 +94,19 @@ func Helm() string {
 		return p
 	}
 	return Path("bin", "helm-v3.22.0")
+}
+
+// GatewayAPICRDs is the directory of the Gateway API's standard-channel
+// CRDs (HTTPRoute, Gateway, GatewayClass, ...) in the sigs.k8s.io/gateway-api
+// module this repository requires, for envtest's CRDDirectoryPaths.
+func GatewayAPICRDs(repoRoot string) (string, error) {
+	out, err := exec.Command("go", "-C", repoRoot, "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api").Output()
+	if err != nil {
+		return "", fmt.Errorf("locating the sigs.k8s.io/gateway-api module: %w", err)
+	}
+	dir := filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "standard")
+	if _, err := os.Stat(filepath.Join(dir, "gateway.networking.k8s.io_httproutes.yaml")); err != nil {
+		return "", fmt.Errorf("the Gateway API CRDs: %w", err)
+	}
+	return dir, nil
 }
