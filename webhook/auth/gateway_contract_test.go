@@ -76,8 +76,8 @@ type proxyContract struct {
 	toClient func(name string) bool
 }
 
-// requestLine writes the request line and headers of an auth request.
-func requestLine(method, target string, hdr [][2]string) string {
+// rawAuthRequest writes the request line and headers of an auth request.
+func rawAuthRequest(method, target string, hdr [][2]string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\n", method, target)
 	for _, h := range hdr {
@@ -101,12 +101,12 @@ func envoyExtAuthzHTTP(name, prefix string, allowedHeaders, toUpstream []string)
 		name: name,
 		wire: func(c clientRequest) string {
 			hdr := [][2]string{{"Host", c.host}, {"Content-Length", "0"}}
-			for _, k := range sortedKeys(c.header) {
+			for _, k := range sortedHeaderNames(c.header) {
 				if allowed(k) {
 					hdr = append(hdr, [2]string{strings.ToLower(k), c.header[k]})
 				}
 			}
-			return requestLine(c.method, prefix+c.uri, hdr)
+			return rawAuthRequest(c.method, prefix+c.uri, hdr)
 		},
 		allows:     func(status int) bool { return status == http.StatusOK },
 		toUpstream: toUpstream,
@@ -125,7 +125,7 @@ func traefikForwardAuth(name, address string, authRequestHeaders, toUpstream []s
 		name: name,
 		wire: func(c clientRequest) string {
 			hdr := [][2]string{{"Host", u.Host}}
-			for _, k := range sortedKeys(c.header) {
+			for _, k := range sortedHeaderNames(c.header) {
 				if strings.HasPrefix(strings.ToLower(k), "x-forwarded-") || strings.EqualFold(k, "X-Real-Ip") {
 					continue // trustForwardHeader: false removes the client's
 				}
@@ -137,7 +137,7 @@ func traefikForwardAuth(name, address string, authRequestHeaders, toUpstream []s
 			hdr = append(hdr, [2]string{"X-Forwarded-For", "203.0.113.7"}, [2]string{"X-Forwarded-Method", c.method},
 				[2]string{"X-Forwarded-Proto", "https"}, [2]string{"X-Forwarded-Port", "443"},
 				[2]string{"X-Forwarded-Host", c.host}, [2]string{"X-Forwarded-Uri", c.uri})
-			return requestLine(http.MethodGet, u.RequestURI(), hdr)
+			return rawAuthRequest(http.MethodGet, u.RequestURI(), hdr)
 		},
 		allows:     func(status int) bool { return status >= 200 && status < 300 },
 		toUpstream: toUpstream,
@@ -145,7 +145,7 @@ func traefikForwardAuth(name, address string, authRequestHeaders, toUpstream []s
 	}
 }
 
-func sortedKeys(m map[string]string) []string {
+func sortedHeaderNames(m map[string]string) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -175,8 +175,8 @@ func gatewaySample(t *testing.T, file string) []map[string]any {
 	return docs
 }
 
-// dig walks maps and the first element of lists.
-func dig(t *testing.T, v any, path ...string) any {
+// sampleField walks maps and the first element of lists.
+func sampleField(t *testing.T, v any, path ...string) any {
 	t.Helper()
 	for _, p := range path {
 		if l, ok := v.([]any); ok && len(l) > 0 {
@@ -191,26 +191,26 @@ func dig(t *testing.T, v any, path ...string) any {
 	return v
 }
 
-func digString(t *testing.T, v any, path ...string) string {
+func sampleString(t *testing.T, v any, path ...string) string {
 	t.Helper()
-	s, ok := dig(t, v, path...).(string)
+	s, ok := sampleField(t, v, path...).(string)
 	if !ok {
 		t.Fatalf("%v is not a string", path)
 	}
 	return s
 }
 
-func digStrings(t *testing.T, v any, path ...string) []string {
+func sampleStrings(t *testing.T, v any, path ...string) []string {
 	t.Helper()
 	var out []string
-	l, _ := dig(t, v, path...).([]any)
+	l, _ := sampleField(t, v, path...).([]any)
 	for _, s := range l {
 		out = append(out, s.(string))
 	}
 	return out
 }
 
-func kindOf(t *testing.T, docs []map[string]any, kind string) map[string]any {
+func sampleObject(t *testing.T, docs []map[string]any, kind string) map[string]any {
 	t.Helper()
 	for _, d := range docs {
 		if d["kind"] == kind {
@@ -226,29 +226,29 @@ func kindOf(t *testing.T, docs []map[string]any, kind string) map[string]any {
 // requirements; permissive lets every client header through to the auth
 // server (a configuration the samples avoid, for the conflict cases).
 func sampleContracts(t *testing.T, withRequirement string, permissive bool) []proxyContract {
-	eg := kindOf(t, gatewaySample(t, "envoy-gateway.yaml"), "SecurityPolicy")
-	egPath := digString(t, eg, "spec", "extAuth", "http", "path")
-	egHeaders := digStrings(t, eg, "spec", "extAuth", "headersToExtAuth")
+	eg := sampleObject(t, gatewaySample(t, "envoy-gateway.yaml"), "SecurityPolicy")
+	egPath := sampleString(t, eg, "spec", "extAuth", "http", "path")
+	egHeaders := sampleStrings(t, eg, "spec", "extAuth", "headersToExtAuth")
 
-	route := kindOf(t, gatewaySample(t, "gateway-api-externalauth.yaml"), "HTTPRoute")
-	filter := dig(t, route, "spec", "rules", "filters", "externalAuth")
-	if p := digString(t, filter, "protocol"); p != "HTTP" {
+	route := sampleObject(t, gatewaySample(t, "gateway-api-externalauth.yaml"), "HTTPRoute")
+	filter := sampleField(t, route, "spec", "rules", "filters", "externalAuth")
+	if p := sampleString(t, filter, "protocol"); p != "HTTP" {
 		t.Fatalf("ExternalAuth sample uses %s", p)
 	}
-	gwPath := digString(t, filter, "http", "path")
-	gwHeaders := digStrings(t, filter, "http", "allowedHeaders")
+	gwPath := sampleString(t, filter, "http", "path")
+	gwHeaders := sampleStrings(t, filter, "http", "allowedHeaders")
 
-	mw := kindOf(t, gatewaySample(t, "traefik.yaml"), "Middleware")
-	if trust, _ := dig(t, mw, "spec", "forwardAuth", "trustForwardHeader").(bool); trust {
+	mw := sampleObject(t, gatewaySample(t, "traefik.yaml"), "Middleware")
+	if trust, _ := sampleField(t, mw, "spec", "forwardAuth", "trustForwardHeader").(bool); trust {
 		t.Fatal("the Traefik sample trusts the client's X-Forwarded-* headers")
 	}
-	address := digString(t, mw, "spec", "forwardAuth", "address")
-	trHeaders := digStrings(t, mw, "spec", "forwardAuth", "authRequestHeaders")
+	address := sampleString(t, mw, "spec", "forwardAuth", "address")
+	trHeaders := sampleStrings(t, mw, "spec", "forwardAuth", "authRequestHeaders")
 
 	mesh := gatewaySample(t, "istio-meshconfig.yaml")[0]
-	provider := dig(t, mesh, "meshConfig", "extensionProviders", "envoyExtAuthzHttp")
-	isPrefix := digString(t, provider, "pathPrefix")
-	isHeaders := digStrings(t, provider, "includeRequestHeadersInCheck")
+	provider := sampleField(t, mesh, "meshConfig", "extensionProviders", "envoyExtAuthzHttp")
+	isPrefix := sampleString(t, provider, "pathPrefix")
+	isHeaders := sampleStrings(t, provider, "includeRequestHeadersInCheck")
 
 	if withRequirement != "" {
 		egPath += ";" + withRequirement
@@ -260,15 +260,15 @@ func sampleContracts(t *testing.T, withRequirement string, permissive bool) []pr
 		egHeaders, gwHeaders, isHeaders, trHeaders = []string{"x-*"}, []string{"*"}, []string{"x-*"}, nil
 	}
 	return []proxyContract{
-		envoyExtAuthzHTTP("Envoy Gateway SecurityPolicy", egPath, egHeaders, digStrings(t, eg, "spec", "extAuth", "http", "headersToBackend")),
-		envoyExtAuthzHTTP("Gateway API ExternalAuth", gwPath, gwHeaders, digStrings(t, filter, "http", "allowedResponseHeaders")),
-		traefikForwardAuth("Traefik ForwardAuth", address, trHeaders, digStrings(t, mw, "spec", "forwardAuth", "authResponseHeaders")),
-		envoyExtAuthzHTTP("Istio envoyExtAuthzHttp", isPrefix, isHeaders, digStrings(t, provider, "headersToUpstreamOnAllow")),
+		envoyExtAuthzHTTP("Envoy Gateway SecurityPolicy", egPath, egHeaders, sampleStrings(t, eg, "spec", "extAuth", "http", "headersToBackend")),
+		envoyExtAuthzHTTP("Gateway API ExternalAuth", gwPath, gwHeaders, sampleStrings(t, filter, "http", "allowedResponseHeaders")),
+		traefikForwardAuth("Traefik ForwardAuth", address, trHeaders, sampleStrings(t, mw, "spec", "forwardAuth", "authResponseHeaders")),
+		envoyExtAuthzHTTP("Istio envoyExtAuthzHttp", isPrefix, isHeaders, sampleStrings(t, provider, "headersToUpstreamOnAllow")),
 	}
 }
 
-// sendRaw writes a raw request to the server and reads its answer.
-func sendRaw(t *testing.T, addr, raw string) (*http.Response, []byte) {
+// sendRawRequest writes a raw request to the server and reads its answer.
+func sendRawRequest(t *testing.T, addr, raw string) (*http.Response, []byte) {
 	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -362,7 +362,7 @@ func TestGatewayExternalAuthContracts(t *testing.T) {
 					want = c.traefikCode
 				}
 				raw := p.wire(c.client)
-				resp, body := sendRaw(t, addr, raw)
+				resp, body := sendRawRequest(t, addr, raw)
 				code := resp.Header.Get(HeaderAuthError)
 				if resp.StatusCode != c.status || code != want {
 					t.Fatalf("%d %q (%s), want %d %q\nrequest:\n%s", resp.StatusCode, code, body, c.status, want, raw)
