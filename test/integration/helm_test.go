@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -390,5 +392,150 @@ func TestKustomizeInstall(t *testing.T) {
 	if err != nil || !strings.Contains(built, "- --server-tokenreview-cluster-role=authframework-server-tokenreview\n") ||
 		!strings.Contains(built, "  name: authframework-manager\n  namespace: authframework-system\n") {
 		t.Errorf("the component does not pass the flag or bind the operator's ServiceAccount: %v\n%s", err, built)
+	}
+}
+
+// TestHelmInstallUpgradeUninstall installs the chart for real (not a
+// template or dry run) on a control plane of its own, as a new user does
+// after `make run` or `kubectl apply` of the CRDs and roles: Helm refuses to
+// take over objects it did not create until told to (--take-ownership), NOTES
+// name the auth server's real Service, an upgrade applies, a second release
+// is refused with a clear message, and an uninstall leaves the CRDs (and so
+// every custom resource) behind for the next install to adopt.
+func TestHelmInstallUpgradeUninstall(t *testing.T) {
+	env := &envtest.Environment{BinaryAssetsDirectory: testenv.K8sBinDir(), Scheme: scheme}
+	cfg, err := env.Start()
+	if err != nil {
+		_ = env.Stop()
+		t.Fatal(err)
+	}
+	defer func() { _ = env.Stop() }()
+	k := testenv.AdminKubectl(t, env, "helm-admin")
+	cl, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	h := func(args ...string) (string, error) { return helm(t, append(args, "--kubeconfig", k.Kubeconfig)...) }
+	// No pods run here: the webhooks would refuse every custom resource.
+	values := []string{"--set", "webhooks.enabled=false", "--set", "defaults.tokenPolicy.create=true", "--set", "defaults.authServer.create=true"}
+
+	// What `make run` leaves: the CRDs and the server ClusterRoles, applied
+	// with kubectl.
+	k.Run(t, "apply", "--server-side", "-f", testenv.Path("config", "crd", "bases"))
+	roles := k.Run(t, "create", "--dry-run=client", "-o", "yaml", "-f", testenv.Path("config", "rbac", "server_role.yaml"))
+	roles = strings.ReplaceAll(strings.ReplaceAll(roles, "name: server-revocations\n", "name: authframework-server-revocations\n"), "name: server\n", "name: authframework-server\n")
+	if out, err := k.Try(roles, "apply", "-f", "-"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	out, err := h(append([]string{"install", "af", chart, "-n", "authframework-system", "--create-namespace"}, values...)...)
+	if err == nil || !strings.Contains(out, "invalid ownership metadata") {
+		t.Fatalf("helm install over kubectl-applied CRDs: %v\n%s", err, out)
+	}
+	out, err = h(append([]string{"install", "af", chart, "-n", "authframework-system", "--create-namespace", "--take-ownership"}, values...)...)
+	if err != nil {
+		t.Fatalf("helm install --take-ownership: %v\n%s", err, out)
+	}
+	// NOTES name the starter AuthServer's Service, and nothing to fill in.
+	for _, want := range []string{"AuthServer authframework-system/auth -> http://auth.authframework-system.svc",
+		"backendRefs: [{name: auth, namespace: authframework-system, port: 80}]", `address: "http://auth.authframework-system.svc/forward-auth?`,
+		"service: auth.authframework-system.svc.cluster.local", `auth-url: "http://auth.authframework-system.svc/validate?`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("NOTES lack %q:\n%s", want, out)
+		}
+	}
+	_, notes, _ := strings.Cut(out, "NOTES:")
+	for _, bad := range []string{"AUTH-SERVICE", "NAMESPACE", "not part of this release"} {
+		if strings.Contains(notes, bad) {
+			t.Errorf("NOTES still say %q:\n%s", bad, out)
+		}
+	}
+	crd := func() *apiextensionsv1.CustomResourceDefinition {
+		var c apiextensionsv1.CustomResourceDefinition
+		if err := cl.Get(ctx, client.ObjectKey{Name: "authservers.auth.authframework.dev"}, &c); err != nil {
+			t.Fatalf("the AuthServer CRD: %v", err)
+		}
+		return &c
+	}
+	if c := crd(); c.Annotations["meta.helm.sh/release-name"] != "af" || c.Annotations["helm.sh/resource-policy"] != "keep" {
+		t.Errorf("the CRD was not adopted with the keep policy: %v", c.Annotations)
+	}
+	for _, key := range []client.ObjectKey{{Namespace: "authframework-system", Name: "auth"}} {
+		if err := cl.Get(ctx, key, &authv1alpha1.AuthServer{}); err != nil {
+			t.Errorf("the starter AuthServer: %v", err)
+		}
+		if err := cl.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: "default"}, &authv1alpha1.TokenPolicy{}); err != nil {
+			t.Errorf("the starter TokenPolicy: %v", err)
+		}
+	}
+
+	// An upgrade applies.
+	if out, err := h("upgrade", "af", chart, "-n", "authframework-system", "--reuse-values", "--set", "replicaCount=3"); err != nil {
+		t.Fatalf("helm upgrade: %v\n%s", err, out)
+	}
+	var dep appsv1.Deployment
+	if err := cl.Get(ctx, client.ObjectKey{Namespace: "authframework-system", Name: "af-authframework"}, &dep); err != nil || ptr.Deref(dep.Spec.Replicas, 0) != 3 {
+		t.Errorf("after the upgrade: %v, replicas %v", err, dep.Spec.Replicas)
+	}
+
+	// A second release, in another namespace: refused at install with a
+	// message that names the first, whatever it would install.
+	for _, set := range [][]string{nil, {"--set", "crds.install=false", "--set", "serverRBAC.create=false", "--set", "webhooks.enabled=false"}} {
+		out, err := h(append([]string{"install", "af2", chart, "-n", "team-b", "--create-namespace"}, set...)...)
+		if err == nil || !strings.Contains(out, `already installed in this cluster by Helm release "af" in namespace "authframework-system"`) ||
+			!strings.Contains(out, "Only one installation per cluster") {
+			t.Errorf("a second release %v: %v\n%s", set, err, out)
+		}
+	}
+	if err := cl.Get(ctx, client.ObjectKey{Namespace: "team-b", Name: "af2-authframework"}, &appsv1.Deployment{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the refused release left a Deployment: %v", err)
+	}
+
+	// Uninstall: the operator and its roles go, the CRDs stay.
+	if out, err := h("uninstall", "af", "-n", "authframework-system", "--wait"); err != nil {
+		t.Fatalf("helm uninstall: %v\n%s", err, out)
+	}
+	if err := cl.Get(ctx, client.ObjectKey{Namespace: "authframework-system", Name: "af-authframework"}, &appsv1.Deployment{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the operator's Deployment after uninstall: %v", err)
+	}
+	if err := cl.Get(ctx, client.ObjectKey{Name: "authframework-server"}, &rbacv1.ClusterRole{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the server ClusterRole after uninstall: %v", err)
+	}
+	crd()
+	if out := k.Run(t, "get", "crd", "-o", "name"); strings.Count(out, ".auth.authframework.dev") != 4 {
+		t.Errorf("CRDs after uninstall:\n%s", out)
+	}
+
+	// The next install, under another name and namespace, adopts the kept
+	// CRDs once told to.
+	out, err = h(append([]string{"install", "af2", chart, "-n", "team-b", "--create-namespace"}, values...)...)
+	if err == nil || !strings.Contains(out, "invalid ownership metadata") {
+		t.Fatalf("installing over the kept CRDs: %v\n%s", err, out)
+	}
+	if out, err := h(append([]string{"install", "af2", chart, "-n", "team-b", "--create-namespace", "--take-ownership"}, values...)...); err != nil {
+		t.Fatalf("helm install --take-ownership over the kept CRDs: %v\n%s", err, out)
+	}
+	if c := crd(); c.Annotations["meta.helm.sh/release-name"] != "af2" || c.Annotations["meta.helm.sh/release-namespace"] != "team-b" {
+		t.Errorf("the kept CRD was not adopted: %v", c.Annotations)
+	}
+
+	// Without a starter AuthServer, NOTES say there is none and how to get
+	// one; then they name the AuthServers the cluster has.
+	if out, err := h("upgrade", "af2", chart, "-n", "team-b", "--reuse-values", "--set", "defaults.authServer.create=false"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	// NOTES are rendered before the upgrade applies: the next one sees the
+	// starter AuthServer gone.
+	out, err = h("upgrade", "af2", chart, "-n", "team-b", "--reuse-values")
+	if err != nil || !strings.Contains(out, "No AuthServer yet") || !strings.Contains(out, "--set defaults.authServer.create=true") {
+		t.Errorf("NOTES without an AuthServer: %v\n%s", err, out)
+	}
+	if err := cl.Create(ctx, &authv1alpha1.AuthServer{ObjectMeta: metav1.ObjectMeta{Namespace: "team-b", Name: "edge"},
+		Spec: authv1alpha1.AuthServerSpec{Image: "ghcr.io/authframework/authframework:v1", Replicas: ptr.To[int32](1)}}); err != nil {
+		t.Fatal(err)
+	}
+	out, err = h("upgrade", "af2", chart, "-n", "team-b", "--reuse-values")
+	if err != nil || !strings.Contains(out, "AuthServer team-b/edge -> http://edge.team-b.svc") || !strings.Contains(out, "backendRefs: [{name: edge, namespace: team-b, port: 80}]") {
+		t.Errorf("NOTES with an AuthServer of the cluster: %v\n%s", err, out)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -272,19 +271,7 @@ func TestTokenExchangeSurvivesTheAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = env.Stop() }()
-	user, err := env.AddUser(envtest.User{Name: "exchange-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	kc2 := testenv.KubectlCmd{Kubeconfig: kubeconfig}
+	kc2 := testenv.AdminKubectl(t, env, "exchange-admin")
 
 	mgrCtx, stopManager := context.WithCancel(context.Background())
 	defer stopManager()

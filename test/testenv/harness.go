@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +23,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
 	"github.com/authframework/authframework/controllers"
@@ -254,4 +256,24 @@ func (m *ColorEndpoints) URL(as *authv1alpha1.AuthServer, active bool) string {
 		return u
 	}
 	return "http://127.0.0.1:1"
+}
+
+// AdminKubectl adds a system:masters user to a started envtest environment
+// and returns kubectl with its kubeconfig (kept in a test temporary
+// directory), for the tools that need a kubeconfig: kubectl, helm.
+func AdminKubectl(t testing.TB, env *envtest.Environment, name string) KubectlCmd {
+	t.Helper()
+	user, err := env.AddUser(envtest.User{Name: name, Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return KubectlCmd{Kubeconfig: kubeconfig}
 }
