@@ -28,7 +28,7 @@ func main() {
 	rounds := flag.Int("rounds", 1, "measure every target this many times, interleaved, and report the median")
 	oauth2Proxy := flag.String("oauth2-proxy", "bin/oauth2-proxy-v7.15.6", "the oauth2-proxy binary (make tools builds it); empty leaves it out")
 	oauth2ProxyMode := flag.String("oauth2-proxy-mode", "oidc", "how oauth2-proxy verifies bearer tokens: oidc (--oidc-issuer-url, --client-id=<audience>) or extra (--extra-jwt-issuers=<issuer>=<audience>)")
-	only := flag.String("only", "", "measure only the targets whose name contains this")
+	only := flag.String("only", "", "measure only the targets whose name contains one of these |-separated strings")
 	noNginx := flag.Bool("no-nginx", false, "skip the targets behind nginx")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (the in-process servers) to this file")
 	floodMode := flag.Bool("flood", false, "measure a valid client through nginx alone and under a flood of forged tokens (duration is per phase, three phases)")

@@ -134,7 +134,9 @@ func runPeers(o peerOptions) error {
 			runs = append(runs, run{p.name + viaNginxLabel, front.url(i), p.cpu, true})
 		}
 	}
-	runs = slices.DeleteFunc(runs, func(r run) bool { return !strings.Contains(r.name, o.only) })
+	runs = slices.DeleteFunc(runs, func(r run) bool {
+		return !slices.ContainsFunc(strings.Split(o.only, "|"), func(s string) bool { return strings.Contains(r.name, s) })
+	})
 	for _, r := range runs {
 		if err := check(r.name, r.url, tok); err != nil {
 			return err
