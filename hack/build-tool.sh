@@ -11,6 +11,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 K8S_VERSION=v1.37.2
 HELM_VERSION=v3.22.0
+OAUTH2_PROXY_VERSION=v7.15.6
 k8s_ldflags="-s -w \
  -X k8s.io/component-base/version.gitVersion=${K8S_VERSION} \
  -X k8s.io/component-base/version.gitMajor=1 \
@@ -36,6 +37,10 @@ case "$name" in
     ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION} \
  -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=37 \
  -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=37" ;;
+  oauth2-proxy)
+    # Only `make bench` runs it: a peer measured next to /validate.
+    mod=hack/tools/oauth2-proxy pkg=github.com/oauth2-proxy/oauth2-proxy/v7
+    ldflags="-s -w -X github.com/oauth2-proxy/oauth2-proxy/v7/pkg/version.VERSION=${OAUTH2_PROXY_VERSION}" ;;
   *) echo "unknown tool: $name" >&2; exit 2 ;;
 esac
 

@@ -10,12 +10,9 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"text/template"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -27,56 +24,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/wait"
 )
-
-// floodConf is nginx in front of the auth server the way ingress-nginx
-// builds an auth-url location (as hack/localcluster/ingress.go does), with an
-// upstream that answers 200 from nginx itself. Access logs are off: they
-// would measure the disk.
-var floodConf = template.Must(template.New("nginx").Parse(`
-worker_processes 1;
-daemon off;
-pid {{.Prefix}}/nginx.pid;
-error_log {{.Prefix}}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path {{.Prefix}}/client_body;
-  proxy_temp_path {{.Prefix}}/proxy;
-  fastcgi_temp_path {{.Prefix}}/fastcgi;
-  uwsgi_temp_path {{.Prefix}}/uwsgi;
-  scgi_temp_path {{.Prefix}}/scgi;
-  server {
-    listen 127.0.0.1:{{.UpstreamPort}};
-    location / { return 200 "ok"; }
-  }
-  server {
-    listen 127.0.0.1:{{.Port}};
-    location = /healthz-nginx { return 200 "ok"; }
-    location = /_external-auth-orders {
-      internal;
-      proxy_pass_request_body off;
-      proxy_set_header Content-Length "";
-      proxy_set_header X-Forwarded-Proto "";
-      proxy_set_header X-Request-ID $request_id;
-      proxy_set_header Host 127.0.0.1:{{.AuthPort}};
-      proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
-      proxy_set_header X-Original-Method $request_method;
-      proxy_set_header X-Sent-From "nginx-ingress-controller";
-      proxy_set_header X-Real-IP $remote_addr;
-      proxy_set_header X-Forwarded-For $remote_addr;
-      proxy_set_header X-Auth-Request-Redirect $request_uri;
-      proxy_http_version 1.1;
-      proxy_pass http://127.0.0.1:{{.AuthPort}}/validate?aud=orders-api&permission=orders:read;
-    }
-    location /api/orders/ {
-      auth_request /_external-auth-orders;
-      auth_request_set $authHeader0 $upstream_http_x_user_id;
-      proxy_set_header X-User-ID $authHeader0;
-      proxy_pass http://127.0.0.1:{{.UpstreamPort}};
-    }
-  }
-}
-`))
 
 // swappable lets one nginx front either server under test.
 // It counts the answers given without a signature check, which nginx hides
@@ -102,13 +49,6 @@ func (s *swappable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // whatever the server does; a paced one shows whether the flood takes the
 // capacity it needs.
 func runFlood(d time.Duration, conns int, validShare, floodShare float64) error {
-	nginx, err := exec.LookPath("nginx")
-	if err != nil {
-		if _, e := os.Stat("/usr/sbin/nginx"); e != nil {
-			return fmt.Errorf("nginx is not installed (apt-get install nginx)")
-		}
-		nginx = "/usr/sbin/nginx"
-	}
 	const issuer = "https://auth.example.com/issuers/bench/orders"
 	store, _, tok, err := authtest.BenchStore(clock.RealClock{}, issuer)
 	if err != nil {
@@ -128,39 +68,15 @@ func runFlood(d time.Duration, conns int, validShare, floodShare float64) error 
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 
-	ports, err := freePorts(2)
+	front, err := startNginx([]peer{{name: "authframework /validate", addr: ln.Addr().String(), path: validatePath}})
 	if err != nil {
 		return err
 	}
-	prefix, err := os.MkdirTemp("", "authframework-bench-nginx-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(prefix)
-	conf := filepath.Join(prefix, "nginx.conf")
-	f, err := os.Create(conf)
-	if err != nil {
-		return err
-	}
-	err = floodConf.Execute(f, map[string]any{"Prefix": prefix, "Port": ports[0], "UpstreamPort": ports[1], "AuthPort": ln.Addr().(*net.TCPAddr).Port})
-	f.Close()
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(nginx, "-p", prefix, "-c", conf, "-e", filepath.Join(prefix, "error.log"))
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	base := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
-	if err := waitUp(base + "/healthz-nginx"); err != nil {
-		return err
-	}
+	defer front.stop()
 
 	valid := client("127.0.0.2", conns)
 	flood := client("127.0.0.3", 64)
-	target := base + "/api/orders/42"
+	target := front.url(0)
 	if code := get(valid, target, tok); code != 200 {
 		return fmt.Errorf("the valid client gets %d through nginx, want 200", code)
 	}

@@ -261,8 +261,8 @@ func (s *Server) verifyFrom(w http.ResponseWriter, r *http.Request, raw string) 
 	version := s.store.Version()
 	e, key, hit := s.cache.get(raw, now)
 	if hit && s.store.current(e.policy, e.claims, e.generation) {
-		claims, p, ref = s.verify(raw)
-		return claims, p, ref, false
+		s.metrics.cacheHits.Inc()
+		return e.claims, e.policy, nil, false
 	}
 	g := s.guard
 	if e, ok := g.refused.Get(key); ok && e.version == version && now.Before(e.expires) {
@@ -285,7 +285,7 @@ func (s *Server) verifyFrom(w http.ResponseWriter, r *http.Request, raw string) 
 		s.writeAPIError(w, r, http.StatusUnauthorized, "too_many_invalid_tokens", msg, nil, max(wait, time.Second))
 		return nil, nil, nil, true
 	}
-	claims, p, ref = s.verify(raw)
+	claims, p, ref = s.verifyMiss(raw, key)
 	if ref != nil {
 		if ref.code != "token_not_yet_valid" { // the one refusal time can undo
 			g.refused.Add(key, refusedToken{ref: *ref, version: version, expires: now.Add(refusedTokenTTL)})

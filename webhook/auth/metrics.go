@@ -49,13 +49,29 @@ func (r *statusRecorder) WriteHeader(code int) {
 	r.ResponseWriter.WriteHeader(code)
 }
 
+// countedCodes are the status codes whose request counters instrument
+// resolves once per endpoint; any other code is looked up when it occurs.
+var countedCodes = []int{http.StatusOK, http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests,
+	http.StatusBadRequest, http.StatusNotFound, http.StatusServiceUnavailable}
+
+// instrument counts an endpoint's requests by status code and observes their
+// latency. The counters of the common codes are resolved here, not by a
+// label lookup (hashing and a lock) on every request.
 func (s *Server) instrument(endpoint string, h http.HandlerFunc) http.HandlerFunc {
 	latency := s.metrics.latency.WithLabelValues(endpoint)
+	counters := make(map[int]prometheus.Counter, len(countedCodes))
+	for _, code := range countedCodes {
+		counters[code] = s.metrics.requests.WithLabelValues(endpoint, strconv.Itoa(code))
+	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		h(rec, r)
 		latency.Observe(time.Since(start).Seconds())
-		s.metrics.requests.WithLabelValues(endpoint, strconv.Itoa(rec.code)).Inc()
+		if c, ok := counters[rec.code]; ok {
+			c.Inc()
+		} else {
+			s.metrics.requests.WithLabelValues(endpoint, strconv.Itoa(rec.code)).Inc()
+		}
 	}
 }

@@ -2,8 +2,9 @@ package auth
 
 import (
 	"context"
-	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
+	"math/rand/v2"
 	"net/http"
 	"net/netip"
 	"path"
@@ -59,6 +60,15 @@ type IdentityHeaders struct {
 	UserID, Permissions, Namespace, ClientID, Roles, TokenID string
 }
 
+// canonical returns the names in canonical form (http.CanonicalHeaderKey),
+// the form /validate writes them in without canonicalizing them on every
+// request.
+func (h IdentityHeaders) canonical() IdentityHeaders {
+	c := http.CanonicalHeaderKey
+	return IdentityHeaders{UserID: c(h.UserID), Permissions: c(h.Permissions), Namespace: c(h.Namespace),
+		ClientID: c(h.ClientID), Roles: c(h.Roles), TokenID: c(h.TokenID)}
+}
+
 // DefaultIdentityHeaders are the names the AuthServer API defaults to.
 var DefaultIdentityHeaders = IdentityHeaders{
 	UserID: "X-User-ID", Permissions: "X-User-Permissions", Namespace: "X-User-Namespace",
@@ -107,6 +117,7 @@ func NewServer(store *Store, opts Options) *Server {
 	if opts.Headers == (IdentityHeaders{}) {
 		opts.Headers = DefaultIdentityHeaders
 	}
+	opts.Headers = opts.Headers.canonical()
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
 	}
@@ -192,22 +203,35 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 
 func (s *Server) now() time.Time { return s.opts.Clock.Now().UTC() }
 
+// requestIDKey is HeaderRequestID in canonical form, so reading and
+// writing it on every request does not canonicalize it again.
+var requestIDKey = http.CanonicalHeaderKey(HeaderRequestID)
+
 // assignRequestID echoes a sane X-Request-ID, or generates one.
 func assignRequestID(w http.ResponseWriter, r *http.Request) {
-	id := r.Header.Get(HeaderRequestID)
+	id := requestID(r)
 	if !serverapi.ValidRequestID(id) {
 		id = newRequestID()
-		r.Header.Set(HeaderRequestID, id)
+		r.Header[requestIDKey] = []string{id}
 	}
-	w.Header().Set(HeaderRequestID, id)
+	w.Header()[requestIDKey] = []string{id}
 }
 
-func requestID(r *http.Request) string { return r.Header.Get(HeaderRequestID) }
+func requestID(r *http.Request) string {
+	if v := r.Header[requestIDKey]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
 
+// newRequestID is 128 random bits in hex. A request id correlates log
+// lines and is no secret: the runtime's per-thread ChaCha8 generator
+// (math/rand/v2) serves it without a system call per request.
 func newRequestID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+	var b [16]byte
+	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(b[8:], rand.Uint64())
+	return hex.EncodeToString(b[:])
 }
 
 // bearer extracts a bearer token (RFC 6750 §2.1; the scheme is

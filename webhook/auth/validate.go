@@ -115,15 +115,15 @@ func (s *Server) validateHandler(sh shape) http.HandlerFunc {
 		}
 		a := g.account
 		h := w.Header()
-		hn := s.opts.Headers
+		hn := s.opts.Headers // canonical (NewServer)
 		// Every identity repeated to the upstream is the account's, which
-		// authorize has checked the token's claims against.
-		h.Set(hn.UserID, a.ClientID)
-		h.Set(hn.Permissions, strings.Join(g.permissions, ","))
-		h.Set(hn.Namespace, a.Key.Namespace)
-		h.Set(hn.ClientID, a.ClientID)
-		h.Set(hn.Roles, strings.Join(a.Roles, ","))
-		h.Set(hn.TokenID, claims.ID)
+		// authorize has checked the token's claims against. One array backs
+		// the six values; each capped at one, so nothing appends over another.
+		v := [...]string{a.ClientID, strings.Join(g.permissions, ","), a.Key.Namespace, a.ClientID, strings.Join(a.Roles, ","), claims.ID}
+		vs := v[:]
+		for i, name := range [...]string{hn.UserID, hn.Permissions, hn.Namespace, hn.ClientID, hn.Roles, hn.TokenID} {
+			h[name] = vs[i : i+1 : i+1]
+		}
 		w.WriteHeader(http.StatusOK)
 	}
 }
@@ -131,12 +131,17 @@ func (s *Server) validateHandler(sh shape) http.HandlerFunc {
 // verify checks a token's signature and claims, from the result cache when
 // it has seen the token and nothing the result depends on has changed.
 func (s *Server) verify(raw string) (*token.Claims, *Policy, *refusal) {
-	now := s.now()
-	e, key, hit := s.cache.get(raw, now)
+	e, key, hit := s.cache.get(raw, s.now())
 	if hit && s.store.current(e.policy, e.claims, e.generation) {
 		s.metrics.cacheHits.Inc()
 		return e.claims, e.policy, nil
 	}
+	return s.verifyMiss(raw, key)
+}
+
+// verifyMiss checks the signature and claims of a token the result cache
+// does not hold (key: its cache key, resultCache.get) and caches a success.
+func (s *Server) verifyMiss(raw string, key [32]byte) (*token.Claims, *Policy, *refusal) {
 	s.metrics.cacheMisses.Inc()
 	// The header is read once and the key looked up once, by kid, among
 	// our own published keys; the policy that publishes it verifies.
@@ -193,10 +198,9 @@ func (s *Server) authorize(c *token.Claims, p *Policy, req requirements) (grant,
 // audience admits only tokens of the namespace that owns it — the one whose
 // TokenPolicy listed it first.
 func tenantRefusal(c *token.Claims, p *Policy, req requirements, owner func(string) (string, bool)) *refusal {
-	wrong := newRefusal("wrong_audience", "the token is not meant for this service")
 	for _, aud := range req.audiences {
 		if !c.Audience.Contains(aud) {
-			return wrong
+			return newRefusal("wrong_audience", "the token is not meant for this service")
 		}
 		if len(req.namespaces) == 0 {
 			if ns, ok := owner(aud); !ok || ns != p.Key.Namespace {
