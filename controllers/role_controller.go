@@ -52,7 +52,7 @@ func (r *RoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 			now: r.Clock.Now().UTC().Truncate(time.Second), readyReason: authv1alpha1.ReasonReconciled, readyMessage: ready}.finish(ctx, res, err)
 	}()
 	var users authv1alpha1.ServiceAccountList
-	if err := r.List(ctx, &users, client.InNamespace(role.Namespace), client.MatchingFields{authv1alpha1.IndexRoles: role.Name}); err != nil {
+	if err := r.List(ctx, &users, client.InNamespace(role.Namespace), client.MatchingFields{authv1alpha1.IndexRoles: role.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, err
 	}
 	names := make([]string, 0, len(users.Items))

@@ -22,9 +22,12 @@ import (
 
 // CacheOptions are the manager's cache settings: Secrets are cached only when
 // the operator manages them, which bounds memory and what the operator reads.
+// No cached object keeps its managedFields (nothing here reads them; they
+// are a third of a ServiceAccount's size and of every copy of it).
 func CacheOptions() cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{authv1alpha1.LabelManagedBy: authv1alpha1.ManagedByValue})
 	return cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}:             {Label: managed},
 			&rbacv1.RoleBinding{}:        {Label: managed},
