@@ -115,6 +115,10 @@ bench: ## Benchmarks (go test -bench), /validate under wrk next to a bare go-jos
 	go run ./hack/bench --duration $(or $(BENCH_DURATION),10s)
 	go run ./hack/bench --flood --duration $(or $(BENCH_FLOOD_PHASE),6s)
 
+.PHONY: bench-scale
+bench-scale: $(ENVTEST_TOOLS) $(AUTHFRAMEWORK) ## The control plane at scale: BENCH_ACCOUNTS ServiceAccounts (default 10000) against envtest with the built manager and auth server as processes; time to Ready, API requests per account, peak RSS, /validate at that scale, cache hit rate under 1%/s churn. BENCH_SCALE_FLAGS adds flags (go run ./hack/benchscale -h).
+	go run ./hack/benchscale --accounts $(or $(BENCH_ACCOUNTS),10000) --bin $(AUTHFRAMEWORK) --bin-dir $(K8S_BIN) $(BENCH_SCALE_FLAGS)
+
 .PHONY: fuzz
 FUZZ_TARGETS = ./internal/token:FuzzVerify ./internal/authz:FuzzNormalizePath ./internal/authz:FuzzRoutesAllow \
 	./webhook/auth:FuzzExternalAuthShapes ./webhook/auth:FuzzTokenEndpoint ./webhook/auth:FuzzValidate
