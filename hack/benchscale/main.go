@@ -727,11 +727,18 @@ func churn(ctx context.Context, cl client.Client, server string, tokens []string
 	var wg sync.WaitGroup
 	var patchErr atomic.Value
 	limit := rate.NewLimiter(rate.Limit(max(float64(n)/100, 1)), 1)
-	for w := range 16 {
+	// Each change flips the account's writer role, so every patch changes it.
+	var mu sync.Mutex
+	writer := map[int]bool{}
+	for range 64 {
 		wg.Go(func() {
-			for k := w; limit.Wait(cctx) == nil; k++ {
-				patch := []string{`{"spec":{"roles":["reader","writer"]}}`, `{"spec":{"roles":["reader"]}}`}[k%2]
-				sa := &authv1alpha1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: accountName(rand.IntN(n))}}
+			for limit.Wait(cctx) == nil {
+				i := rand.IntN(n)
+				mu.Lock()
+				writer[i] = !writer[i]
+				patch := map[bool]string{true: `{"spec":{"roles":["reader","writer"]}}`, false: `{"spec":{"roles":["reader"]}}`}[writer[i]]
+				mu.Unlock()
+				sa := &authv1alpha1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: accountName(i)}}
 				if err := cl.Patch(cctx, sa, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
 					if cctx.Err() == nil {
 						patchErr.Store(err)
