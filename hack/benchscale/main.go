@@ -253,7 +253,7 @@ func run(o options) error {
 		return err
 	}
 
-	fmt.Printf("\n== %d ServiceAccounts (one TokenPolicy, one Role), %d CPUs, %s\n", o.accounts, goruntime.NumCPU(), loadavg())
+	fmt.Printf("\n== %d ServiceAccounts (one TokenPolicy, one Role each), %d CPUs, %s\n", o.accounts, goruntime.NumCPU(), loadavg())
 	fmt.Printf("creates: %s (%d workers)\n", last.Sub(first).Round(time.Millisecond), o.workers)
 	fmt.Printf("all Ready: %s after the last create, %s after the first (target: <= 60s after the last)\n",
 		allReady.Sub(last).Round(time.Millisecond), allReady.Sub(first).Round(time.Millisecond))
