@@ -109,7 +109,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Controllers, e
 		return nil, fmt.Errorf("setting up the ServiceAccount controller: %w", err)
 	}
 	role := &RoleReconciler{Client: mgr.GetClient(), Clock: opts.Clock, Recorder: mgr.GetEventRecorder("role-controller")}
-	if err := role.SetupWithManager(mgr); err != nil {
+	if err := role.SetupWithManager(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("setting up the Role controller: %w", err)
 	}
 	endpoints := opts.Endpoints
