@@ -118,6 +118,10 @@ bench: $(OAUTH2_PROXY) ## Benchmarks (go test -bench); /validate (10,000 account
 	go run ./hack/bench --duration $(or $(BENCH_DURATION),8s) --rounds $(or $(BENCH_ROUNDS),1) --oauth2-proxy $(OAUTH2_PROXY)
 	go run ./hack/bench --flood --duration $(or $(BENCH_FLOOD_PHASE),6s)
 
+.PHONY: bench-scale
+bench-scale: $(ENVTEST_TOOLS) $(AUTHFRAMEWORK) ## The control plane at scale: BENCH_ACCOUNTS ServiceAccounts (default 10000) against envtest with the built manager and auth server as processes; time to Ready, API requests per account, peak RSS, /validate at that scale, cache hit rate under 1%/s churn. BENCH_SCALE_FLAGS adds flags (go run ./hack/benchscale -h).
+	go run ./hack/benchscale --accounts $(or $(BENCH_ACCOUNTS),10000) --bin $(AUTHFRAMEWORK) --bin-dir $(K8S_BIN) $(BENCH_SCALE_FLAGS)
+
 .PHONY: fuzz
 FUZZ_TARGETS = ./internal/token:FuzzVerify ./internal/authz:FuzzNormalizePath ./internal/authz:FuzzRoutesAllow \
 	./webhook/auth:FuzzExternalAuthShapes ./webhook/auth:FuzzTokenEndpoint ./webhook/auth:FuzzValidate

@@ -82,6 +82,7 @@ func run(args []string, stderr io.Writer) error {
 type managerOptions struct {
 	metricsAddr             string
 	probeAddr               string
+	pprofAddr               string
 	leaderElect             bool
 	leaderElectionID        string
 	leaderElectionNS        string
@@ -99,6 +100,7 @@ type managerOptions struct {
 func (o *managerOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; \"0\" disables it.")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
+	fs.StringVar(&o.pprofAddr, "pprof-bind-address", "", "Address of Go's /debug/pprof profiles (CPU, heap, goroutines); empty: not served. Profiles show code paths, not secrets, but bind it to loopback.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", true, "Elect a leader so that only one replica reconciles at a time.")
 	fs.StringVar(&o.leaderElectionID, "leader-election-id", "authframework-manager.auth.authframework.dev", "Name of the leader election Lease.")
 	fs.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease; default: the pod's namespace.")
@@ -106,7 +108,7 @@ func (o *managerOptions) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.renewDeadline, "leader-election-renew-deadline", 10*time.Second, "How long the leader keeps trying to renew before it gives up leadership.")
 	fs.DurationVar(&o.retryPeriod, "leader-election-retry-period", 2*time.Second, "How often leader election is retried.")
 	fs.DurationVar(&o.gracefulShutdown, "graceful-shutdown-timeout", 30*time.Second, "How long running reconciles may take to finish on shutdown.")
-	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "ServiceAccounts reconciled in parallel.")
+	fs.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", controllers.DefaultMaxConcurrentReconciles, "ServiceAccounts reconciled in parallel.")
 	fs.StringVar(&o.serverRBAC.ReadClusterRole, "server-cluster-role", "authframework-server", "ClusterRole the operator binds to each AuthServer's ServiceAccount where its pods read (policies, accounts, roles, Secrets); empty: bind nothing and grant the pods yourself.")
 	fs.StringVar(&o.serverRBAC.RevocationsClusterRole, "server-revocations-cluster-role", "authframework-server-revocations", "ClusterRole the operator binds in each AuthServer's namespace for its revocation ConfigMaps.")
 	fs.StringVar(&o.serverRBAC.TokenReviewClusterRole, "server-tokenreview-cluster-role", "", "ClusterRole (create on tokenreviews) the operator binds to the ServiceAccount of each AuthServer with spec.tokenExchange, so its pods can verify Kubernetes service-account tokens; empty (the default): token exchange is not granted. The install must give the operator bind on it (Helm: tokenExchange.enabled=true; kustomize: config/tokenexchange).")
@@ -226,6 +228,7 @@ func (o managerOptions) managerOptions() (controllers.ManagerOptions, error) {
 		Scheme:           newScheme(),
 		MetricsAddr:      o.metricsAddr,
 		ProbeAddr:        o.probeAddr,
+		PprofAddr:        o.pprofAddr,
 		GracefulShutdown: o.gracefulShutdown,
 		Controllers:      controllers.Options{Clock: clock.RealClock{}, MaxConcurrentReconciles: o.maxConcurrentReconciles, ServerRBAC: o.serverRBAC},
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"os"
 	"strings"
@@ -30,6 +31,7 @@ type serverOptions struct {
 	namespaces          string
 	revocationNamespace string
 	cacheSize           int
+	pprofAddr           string
 	shutdownTimeout     time.Duration
 	headers             auth.IdentityHeaders
 	trustedProxies      []netip.Prefix
@@ -49,6 +51,7 @@ func (o *serverOptions) bind(fs *flag.FlagSet) {
 	}
 	fs.StringVar(&o.revocationNamespace, serverapi.FlagRevocationNamespace, def, "Namespace of the ConfigMaps that hold revoked token ids; the default is $POD_NAMESPACE when set.")
 	fs.IntVar(&o.cacheSize, serverapi.FlagCacheSize, 100000, "Validation results cached; 0 disables the cache.")
+	fs.StringVar(&o.pprofAddr, "pprof-bind-address", "", "Address of Go's /debug/pprof profiles (CPU, heap, goroutines), on a listener of its own; empty: not served. Bind it to loopback.")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "How long in-flight requests may take to finish on shutdown.")
 	fs.Func(serverapi.FlagTrustedProxies, "Comma-separated CIDRs of the proxies (ingress controllers) whose X-Forwarded-For / X-Real-IP name a request's source address; empty: trust nobody's, the source is the TCP peer.", func(v string) (err error) {
 		o.trustedProxies, err = auth.ParseTrustedProxies(v)
@@ -135,6 +138,17 @@ func startAuthServer(ctx context.Context, cfg *rest.Config, opts serverOptions, 
 		_ = httpServer.Close()
 		return nil, fmt.Errorf("the tokenreview listener: %w", err)
 	}
+	if opts.pprofAddr != "" {
+		pl, err := net.Listen("tcp", opts.pprofAddr)
+		if err != nil {
+			_ = httpServer.Close()
+			return nil, fmt.Errorf("the pprof listener: %w", err)
+		}
+		ps := &http.Server{Handler: pprofHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = ps.Serve(pl) }()
+		context.AfterFunc(ctx, func() { _ = ps.Close() })
+		log.Info("serving pprof", "address", pl.Addr().String())
+	}
 	return func() error {
 		select {
 		case err := <-serveErr:
@@ -159,6 +173,18 @@ func startAuthServer(ctx context.Context, cfg *rest.Config, opts serverOptions, 
 		}
 		return nil
 	}, nil
+}
+
+// pprofHandler serves Go's runtime profiles under /debug/pprof/, as
+// net/http/pprof registers them on the default mux (which we do not use).
+func pprofHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
 
 // splitList reads a comma-separated flag value, dropping blanks.

@@ -36,6 +36,8 @@ type ManagerOptions struct {
 	Scheme *runtime.Scheme
 	// MetricsAddr and ProbeAddr are listen addresses; "0" disables them.
 	MetricsAddr, ProbeAddr string
+	// PprofAddr serves Go's /debug/pprof profiles; empty serves none.
+	PprofAddr string
 	// LeaderElection is off when its ID is empty.
 	LeaderElection LeaderElection
 	// GracefulShutdown bounds how long running reconciles may take on
@@ -83,6 +85,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o ManagerOptions) (ctrl.M
 		Scheme:                  o.Scheme,
 		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress:  o.ProbeAddr,
+		PprofBindAddress:        o.PprofAddr,
 		LeaderElection:          o.LeaderElection.ID != "",
 		LeaderElectionID:        o.LeaderElection.ID,
 		LeaderElectionNamespace: o.LeaderElection.Namespace,

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -524,8 +525,8 @@ func (r *ServiceAccountReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&authv1alpha1.ServiceAccount{}).
 		Owns(&corev1.Secret{}).
-		Watches(&authv1alpha1.Role{}, handler.EnqueueRequestsFromMapFunc(r.referencing(authv1alpha1.IndexRoles))).
-		Watches(&authv1alpha1.TokenPolicy{}, handler.EnqueueRequestsFromMapFunc(r.referencing(authv1alpha1.IndexTokenPolicy))).
+		Watches(&authv1alpha1.Role{}, handler.EnqueueRequestsFromMapFunc(r.referencing(authv1alpha1.IndexRoles)), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&authv1alpha1.TokenPolicy{}, handler.EnqueueRequestsFromMapFunc(r.referencing(authv1alpha1.IndexTokenPolicy)), builder.WithPredicates(policySigningWatch)).
 		Watches(&corev1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(r.listingKubernetesServiceAccount), builder.WithPredicates(kubernetesServiceAccountWatch)).
 		Watches(&authv1alpha1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(r.sharingKubernetesServiceAccounts), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1)}).
@@ -533,11 +534,27 @@ func (r *ServiceAccountReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
+// policySigningWatch passes the TokenPolicy changes an account reads: its
+// spec (issuer, audiences, lifetimes) and the keys it signs with. Its other
+// status (conditions, next rotation) moves without concerning any account,
+// and each event costs one reconcile of every account under the policy.
+// (The watch on Roles passes spec changes only, for the same reason: a
+// Role's status counts its accounts and changes whenever one comes or goes.)
+var policySigningWatch = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+	o, okOld := e.ObjectOld.(*authv1alpha1.TokenPolicy)
+	n, okNew := e.ObjectNew.(*authv1alpha1.TokenPolicy)
+	if !okOld || !okNew {
+		return true
+	}
+	return o.Generation != n.Generation || o.Status.ActiveKeyID != n.Status.ActiveKeyID || !semanticEqual(o.Status.Keys, n.Status.Keys)
+}}
+
 // referencing maps a Role or TokenPolicy to the accounts that reference it.
+// It reads names only, so it lists the cache without copying every account.
 func (r *ServiceAccountReconciler) referencing(index string) handler.MapFunc {
 	return func(ctx context.Context, obj client.Object) []reconcile.Request {
 		var list authv1alpha1.ServiceAccountList
-		if err := r.List(ctx, &list, client.InNamespace(obj.GetNamespace()), client.MatchingFields{index: obj.GetName()}); err != nil {
+		if err := r.List(ctx, &list, client.InNamespace(obj.GetNamespace()), client.MatchingFields{index: obj.GetName()}, client.UnsafeDisableDeepCopy); err != nil {
 			log.FromContext(ctx).Error(err, "listing referencing ServiceAccounts", "index", index)
 			return nil
 		}

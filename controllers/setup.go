@@ -23,9 +23,12 @@ import (
 
 // CacheOptions are the manager's cache settings: Secrets are cached only when
 // the operator manages them, which bounds memory and what the operator reads.
+// No cached object keeps its managedFields (nothing here reads them; they
+// are a third of a ServiceAccount's size and of every copy of it).
 func CacheOptions() cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{authv1alpha1.LabelManagedBy: authv1alpha1.ManagedByValue})
 	return cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}:             {Label: managed},
 			&rbacv1.RoleBinding{}:        {Label: managed},
@@ -36,6 +39,14 @@ func CacheOptions() cache.Options {
 		},
 	}
 }
+
+// DefaultMaxConcurrentReconciles is how many ServiceAccounts the manager
+// reconciles at once unless told otherwise. A reconcile spends most of its
+// time waiting on the API server (a read, two Secret creates and a status
+// patch for a new account), so parallel reconciles hide that latency; 16
+// requests in flight stay far inside the share API Priority and Fairness
+// gives a workload-low client (docs/benchmarks.md, "Control plane at scale").
+const DefaultMaxConcurrentReconciles = 16
 
 // Options are what the controllers share.
 type Options struct {
@@ -102,7 +113,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) (*Controllers, e
 		return nil, fmt.Errorf("setting up the ServiceAccount controller: %w", err)
 	}
 	role := &RoleReconciler{Client: mgr.GetClient(), Clock: opts.Clock, Recorder: mgr.GetEventRecorder("role-controller")}
-	if err := role.SetupWithManager(mgr); err != nil {
+	if err := role.SetupWithManager(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("setting up the Role controller: %w", err)
 	}
 	endpoints := opts.Endpoints

@@ -24,7 +24,7 @@ func startEcho(port int) (stop func(), err error) {
 
 // startNginx runs nginx unprivileged with everything under the state dir,
 // configured the way ingress-nginx configures auth-url (testenv.Nginx).
-func startNginx(ctx context.Context, o options) (*child, error) {
+func startNginx(ctx context.Context, o options) (*testenv.Child, error) {
 	args, err := testenv.Nginx{Prefix: filepath.Join(o.stateDir, "nginx"), Port: o.nginxPort, AuthPort: o.authPort, EchoPort: o.echoPort}.Configure()
 	if err != nil {
 		return nil, err

@@ -14,7 +14,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -148,7 +147,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	defer mgr.stop()
+	defer stopChild(mgr)
 	authURL := fmt.Sprintf("http://127.0.0.1:%d", o.authPort)
 	server, err := startChild(ctx, "auth server", authURL+"/readyz", o.manager, "server",
 		"--kubeconfig", kubeconfig,
@@ -167,8 +166,8 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	defer server.stop()
-	children := []*child{mgr, server}
+	defer stopChild(server)
+	children := []*testenv.Child{mgr, server}
 	if o.sim {
 		for _, stand := range []struct {
 			color string
@@ -184,7 +183,7 @@ func run(ctx context.Context, o options) error {
 			if err != nil {
 				return err
 			}
-			defer c.stop()
+			defer stopChild(c)
 			children = append(children, c)
 		}
 	}
@@ -204,7 +203,7 @@ func run(ctx context.Context, o options) error {
 		if err != nil {
 			return err
 		}
-		defer nginx.stop()
+		defer stopChild(nginx)
 		children = append(children, nginx)
 		ingress = fmt.Sprintf("http://127.0.0.1:%d", o.nginxPort)
 	}
@@ -214,7 +213,7 @@ func run(ctx context.Context, o options) error {
 
 	exited := make(chan string, len(children))
 	for _, c := range children {
-		go func() { <-c.exited; exited <- c.name }()
+		go func() { <-c.Exited(); exited <- c.Name }()
 	}
 	select {
 	case <-ctx.Done():
@@ -358,71 +357,20 @@ Ctrl-C stops everything this started.
 `, o.metricsPort, authURL)
 }
 
-// child is a process started by localcluster; it dies with us even if we
-// are killed without a chance to stop it.
-type child struct {
-	name   string
-	cmd    *exec.Cmd
-	exited chan struct{}
+// startChild starts a process with its output on ours; stopChild says so
+// and stops it.
+func startChild(ctx context.Context, name, readyURL, bin string, args ...string) (*testenv.Child, error) {
+	return testenv.StartChild(ctx, name, readyURL, os.Stdout, bin, args...)
 }
 
-func startChild(ctx context.Context, name, readyURL, bin string, args ...string) (*child, error) {
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting the %s: %w", name, err)
-	}
-	c := &child{name: name, cmd: cmd, exited: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(c.exited) }()
-	if err := waitReady(ctx, name, readyURL, c.exited); err != nil {
-		c.stop()
-		return nil, err
-	}
-	return c, nil
-}
-
-// stop asks the process to shut down and kills it if it does not in time.
-func (c *child) stop() {
+func stopChild(c *testenv.Child) {
 	select {
-	case <-c.exited:
+	case <-c.Exited():
 		return
 	default:
 	}
-	say("stopping the %s", c.name)
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.exited:
-	case <-time.After(35 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-c.exited
-	}
-}
-
-// waitReady polls url until it answers 2xx, the process exits, or ctx ends.
-func waitReady(ctx context.Context, name, url string, exited <-chan struct{}) error {
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(60 * time.Second)
-	for {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("interrupted before the %s was ready", name)
-		case <-exited:
-			return fmt.Errorf("the %s exited before it was ready", name)
-		case <-deadline:
-			return fmt.Errorf("the %s was not ready at %s within 60s", name, url)
-		case <-tick.C:
-			resp, err := http.Get(url)
-			if err != nil {
-				continue
-			}
-			resp.Body.Close()
-			if resp.StatusCode/100 == 2 {
-				return nil
-			}
-		}
-	}
+	say("stopping the %s", c.Name)
+	c.Stop()
 }
 
 func say(format string, args ...any) {

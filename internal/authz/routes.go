@@ -2,6 +2,7 @@ package authz
 
 import (
 	"errors"
+	"iter"
 	"net"
 	"slices"
 	"strings"
@@ -31,12 +32,18 @@ var ErrUnsafePath = errors.New("request path is not safe to authorize")
 // RoutesAllow reports whether any rule matches the request. A path that
 // cannot be normalised safely matches nothing.
 func RoutesAllow(rules []Route, req Request) (bool, error) {
+	return RoutesAllowSeq(slices.Values(rules), req)
+}
+
+// RoutesAllowSeq is RoutesAllow over rules read one by one, for callers
+// that hold them in several lists (one per role) and need not join them.
+func RoutesAllowSeq(rules iter.Seq[Route], req Request) (bool, error) {
 	path, err := NormalizePath(req.Path)
 	if err != nil {
 		return false, err
 	}
 	host := NormalizeHost(req.Host)
-	for _, r := range rules {
+	for r := range rules {
 		if r.matches(req.Method, host, path) {
 			return true, nil
 		}

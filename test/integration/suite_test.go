@@ -174,7 +174,7 @@ func startManager(ctx context.Context) (<-chan struct{}, error) {
 	var err error
 	ctrls, stopped, err = testenv.StartManager(ctx, cfg, controllers.ManagerOptions{
 		Scheme: scheme,
-		Controllers: controllers.Options{Clock: fakeClock, MaxConcurrentReconciles: 4, Endpoints: colorEndpoints,
+		Controllers: controllers.Options{Clock: fakeClock, MaxConcurrentReconciles: controllers.DefaultMaxConcurrentReconciles, Endpoints: colorEndpoints,
 			ServerRBAC: controllers.ServerRBAC{ReadClusterRole: "authframework-server", RevocationsClusterRole: "authframework-server-revocations",
 				TokenReviewClusterRole: "authframework-server-tokenreview", ClusterScopeNamespaces: []string{trustedNamespace}}},
 		// The webhook server serves the certificate the operator manages

@@ -57,6 +57,9 @@ func NewFeed(cfg *rest.Config, scheme *runtime.Scheme, store *Store, o FeedOptio
 	revocations, _ := labels.NewRequirement(authv1alpha1.LabelRevocations, selection.Equals, []string{"true"})
 	opts := cache.Options{
 		Scheme: scheme,
+		// The store keeps what it needs; the informers' own copies drop
+		// managedFields, which nothing reads.
+		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}:    {Label: labels.NewSelector().Add(*managed, *roles)},
 			&corev1.ConfigMap{}: {Label: labels.NewSelector().Add(*revocations), Namespaces: map[string]cache.Config{o.RevocationNamespace: {}}},

@@ -420,15 +420,21 @@ func (s *Store) SetRole(key types.NamespacedName, routes []authz.Route) {
 	}
 }
 
-// Routes are the route rules of an account's roles.
-func (s *Store) Routes(a *Account) []authz.Route {
+// RoutesAllow matches req against the route rules of the account's roles
+// (authz.RoutesAllow), reading each role's rules in place: a request costs
+// no copy of them, however many roles the account has.
+func (s *Store) RoutesAllow(a *Account, req authz.Request) (bool, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	var out []authz.Route
-	for _, name := range a.Roles {
-		out = append(out, s.routes[types.NamespacedName{Namespace: a.Key.Namespace, Name: name}]...)
-	}
-	return out
+	return authz.RoutesAllowSeq(func(yield func(authz.Route) bool) {
+		for _, name := range a.Roles {
+			for _, r := range s.routes[types.NamespacedName{Namespace: a.Key.Namespace, Name: name}] {
+				if !yield(r) {
+					return
+				}
+			}
+		}
+	}, req)
 }
 
 // RevocationKey names a revoked token: a SHA-256 (hex, 128 bits) of the

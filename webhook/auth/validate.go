@@ -276,7 +276,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, ref refusal, c *
 // account's roles. Refusals are 403: nginx turns anything but 401/403 into
 // 500.
 func (s *Server) checkRoutes(orig authz.Request, a *Account) *refusal {
-	allowed, err := authz.RoutesAllow(s.store.Routes(a), orig)
+	allowed, err := s.store.RoutesAllow(a, orig)
 	switch {
 	case err != nil:
 		return newRefusal(codeUnsafePath, "the request path is ambiguous (encoded slash, backslash or control character)")
