@@ -31,6 +31,8 @@ func main() {
 	only := flag.String("only", "", "measure only the targets whose name contains one of these |-separated strings")
 	noNginx := flag.Bool("no-nginx", false, "skip the targets behind nginx")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (the in-process servers) to this file")
+	tokenMode := flag.Bool("token-endpoint", false, "measure POST /token (client credentials, ES256) over HTTP with keep-alive instead of the peers")
+	tokenClients := flag.Int("token-clients", 8, "with --token-endpoint: the clients the connections take turns as")
 	floodMode := flag.Bool("flood", false, "measure a valid client through nginx alone and under a flood of forged tokens (duration is per phase, three phases)")
 	validShare := flag.Float64("valid-share", 0.4, "with --flood: the valid client's offered rate as a share of its unpaced rate alone")
 	floodShare := flag.Float64("flood-share", 0.4, "with --flood: the flood's offered rate as a share of the valid client's unpaced rate alone")
@@ -47,9 +49,12 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 	var err error
-	if *floodMode {
+	switch {
+	case *tokenMode:
+		err = runTokens(peerOptions{duration: *duration, conns: *conns, threads: *threads, accounts: *accounts, rounds: max(*rounds, 1)}, max(*tokenClients, 1))
+	case *floodMode:
 		err = runFlood(*duration, min(*conns, 16), *validShare, *floodShare)
-	} else {
+	default:
 		err = runPeers(peerOptions{duration: *duration, conns: *conns, threads: *threads, accounts: *accounts, rounds: max(*rounds, 1),
 			oauth2Proxy: *oauth2Proxy, oauth2ProxyMode: *oauth2ProxyMode, only: *only, nginx: !*noNginx})
 	}
