@@ -221,8 +221,8 @@ func startOAuth2Proxy(bin, mode, issuer string) (peer, func(), error) {
 	case "oidc":
 		args = append(args, "--provider=oidc", "--oidc-issuer-url="+issuer, "--client-id="+audience, "--client-secret=unused")
 	case "extra":
-		// A provider whose own bearer check is not implemented, so only the
-		// extra issuer's verifier decides.
+		// A provider with no bearer check of its own, so only the extra
+		// issuer's verifier decides.
 		args = append(args, "--provider=github", "--client-id=unused", "--client-secret=unused", "--extra-jwt-issuers="+issuer+"="+audience)
 	default:
 		return peer{}, nil, fmt.Errorf("--oauth2-proxy-mode %q: want oidc or extra", mode)

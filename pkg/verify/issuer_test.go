@@ -13,6 +13,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
 
@@ -167,15 +168,14 @@ func fakeClock() *clocktesting.FakeClock {
 	return clocktesting.NewFakeClock(time.Now().Truncate(time.Second))
 }
 
-// until polls cond until it holds or d passes; it never sleeps a fixed time
-// to wait for something.
+// until polls cond (every 2ms, apimachinery's wait) until it holds or d
+// passes.
 func until(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(2 * time.Millisecond)
+	err := wait.PollUntilContextTimeout(context.Background(), 2*time.Millisecond, d, true, func(context.Context) (bool, error) {
+		return cond(), nil
+	})
+	if err != nil {
+		t.Fatalf("timed out after %s waiting for %s", d, what)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/clock"
 
 	authv1alpha1 "github.com/authframework/authframework/api/v1alpha1"
@@ -194,14 +195,12 @@ func TestMiddlewareAgainstAuthServer(t *testing.T) {
 	// call per request, within a second.
 	revoke(t, base, billing, tok)
 	revoked := time.Now()
-	for {
-		if code, why := call("local", tok); code == http.StatusUnauthorized && why == verify.CodeTokenRevoked {
-			break
-		}
-		if time.Since(revoked) > time.Second {
-			t.Fatalf("the local-mode middleware still accepts a token revoked %v ago", time.Since(revoked))
-		}
-		time.Sleep(5 * time.Millisecond)
+	err := wait.PollUntilContextTimeout(t.Context(), 5*time.Millisecond, time.Second, true, func(context.Context) (bool, error) {
+		code, why := call("local", tok)
+		return code == http.StatusUnauthorized && why == verify.CodeTokenRevoked, nil
+	})
+	if err != nil {
+		t.Fatalf("the local-mode middleware still accepts a token revoked %v ago", time.Since(revoked))
 	}
 	t.Logf("the local-mode middleware refused the revoked token %v after /revoke returned", time.Since(revoked).Round(10*time.Microsecond))
 	mustRefuse("a revoked token", tok, verify.CodeTokenRevoked, "remote")
